@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh clone: installs Node, dependencies and the engine rig, then npm test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/rig.sh
+source scripts/node-env.sh
+npm test

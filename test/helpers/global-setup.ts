@@ -1,0 +1,62 @@
+import { existsSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import type { TestProject } from 'vitest/node'
+import which from 'which'
+import { resolveEngine } from '../../src/core/engine/resolve.js'
+import { ensureSynthModel } from '../../src/core/models/synth.js'
+
+export interface RigInfo {
+  llamaServer: string | undefined
+  llamaBench: string | undefined
+  tinyModel: string | undefined
+  ollama: string | undefined
+  redisServer: string | undefined
+  /** Why a backend is missing, by name; tests that need it skip with this reason (CI fails instead). */
+  missing: Record<string, string>
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    rig: RigInfo
+  }
+}
+
+export const OLLAMA_VERSION = process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'
+
+async function findOllama(): Promise<string | undefined> {
+  const fromEnv = process.env['OLLAMA_BIN']
+  if (fromEnv && existsSync(fromEnv)) return fromEnv
+  const rigCache = join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'velo-rig')
+  const cached = join(rigCache, `ollama-${OLLAMA_VERSION}`, 'bin', 'ollama')
+  if (existsSync(cached)) return cached
+  return (await which('ollama', { nothrow: true })) ?? undefined
+}
+
+/** Find the rig's engines once per run; a fresh tiny synthetic model is made if none is cached. */
+export default async function setup(project: TestProject): Promise<void> {
+  const missing: Record<string, string> = {}
+  const engine = await resolveEngine()
+  if (!engine) missing['llama-server'] = 'no llama-server: run `scripts/rig.sh` (or `velo engine install`)'
+  let tinyModel: string | undefined
+  if (engine) {
+    tinyModel = await ensureSynthModel('tiny')
+  }
+  const ollama = await findOllama()
+  if (!ollama) missing['ollama'] = `no ollama ${OLLAMA_VERSION}: run \`scripts/rig.sh\` (needs go)`
+  const redisServer = (await which('redis-server', { nothrow: true })) ?? undefined
+  if (!redisServer)
+    missing['redis'] = 'no redis-server: apt-get install redis-server (or run scripts/rig.sh as root)'
+  if (process.env['CI'] && Object.keys(missing).length > 0) {
+    throw new Error(`CI: the rig is incomplete:\n${Object.values(missing).join('\n')}`)
+  }
+  for (const reason of Object.values(missing)) console.warn(`[rig] skipping tests: ${reason}`)
+  project.provide('rig', {
+    llamaServer: engine?.serverPath,
+    llamaBench: engine?.benchPath,
+    tinyModel,
+    ollama,
+    redisServer,
+    missing,
+  })
+}
