@@ -62,7 +62,11 @@ export interface CacheLookup {
 
 export interface ResponseCache {
   /** `route` is the HTTP path; `body` the parsed request; headers for Cache-Control. */
-  lookup(route: string, body: unknown, headers: Record<string, string | string[] | undefined>): Promise<CacheLookup>
+  lookup(
+    route: string,
+    body: unknown,
+    headers: Record<string, string | string[] | undefined>,
+  ): Promise<CacheLookup>
   /** Store after a complete, successful response (never a partial stream). */
   store(lookup: CacheLookup, response: CachedResponse): Promise<void>
   clear(): Promise<number>

@@ -67,7 +67,14 @@ export interface VeloStatus {
   tokensPerSecond: number
   /** Generation tokens/s, one value per second for the last 60 seconds, oldest first. */
   tokensPerSecondHistory: number[]
-  cache: { hits: number; semanticHits: number; misses: number; hitRate: number; entries: number; bytes: number }
+  cache: {
+    hits: number
+    semanticHits: number
+    misses: number
+    hitRate: number
+    entries: number
+    bytes: number
+  }
   models: ModelStatus[]
   recent: RecentRequest[]
   upstreams: UpstreamHealth[]
