@@ -3,6 +3,8 @@ import { Ollama } from 'ollama'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LlamaServer } from '../../src/core/engine/llama-server.js'
+import { readGguf } from '../../src/core/gguf/read.js'
+import { ensureSynthModel } from '../../src/core/models/synth.js'
 import {
   lacks,
   type RigOllama,
@@ -62,6 +64,42 @@ describe.skipIf(lacks('llama-server'))('llama-server (velo engine) serving the t
   })
 })
 
+describe.skipIf(lacks('llama-server'))('llama-bench and the small synthetic model', () => {
+  it('llama-bench measures prompt processing and generation on both synthetic sizes', async () => {
+    const bench = required(rig().llamaBench, 'llama-bench')
+    for (const size of ['tiny', 'small'] as const) {
+      const model = await ensureSynthModel(size)
+      const { stdout } = await execa(bench, ['-m', model, '-p', '32', '-n', '8', '-r', '1', '-o', 'json'])
+      const rows = JSON.parse(stdout) as {
+        n_prompt: number
+        n_gen: number
+        avg_ts: number
+        model_n_params: number
+      }[]
+      const pp = rows.find((row) => row.n_prompt === 32 && row.n_gen === 0)
+      const tg = rows.find((row) => row.n_prompt === 0 && row.n_gen === 8)
+      expect(pp?.avg_ts, size).toBeGreaterThan(0)
+      expect(tg?.avg_ts, size).toBeGreaterThan(0)
+      expect(pp?.model_n_params, size).toBe((await readGguf(model)).summary.parameterCount)
+    }
+  })
+
+  it('llama-server loads the small model and generates', async () => {
+    const server = await startRigLlamaServer({ model: await ensureSynthModel('small'), alias: 'velo-small' })
+    try {
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused' })
+      const completion = await client.chat.completions.create({
+        model: 'velo-small',
+        messages: [{ role: 'user', content: 'Hello' }],
+        max_tokens: 8,
+      })
+      expect(completion.usage?.completion_tokens).toBeGreaterThan(0)
+    } finally {
+      await server.stop()
+    }
+  })
+})
+
 describe.skipIf(lacks('ollama'))('Ollama serving the tiny synthetic model', () => {
   let ollama: RigOllama
   beforeAll(async () => {
@@ -87,6 +125,13 @@ describe.skipIf(lacks('ollama'))('Ollama serving the tiny synthetic model', () =
     expect(response.prompt_eval_count).toBeGreaterThan(0)
     expect(response.eval_duration).toBeGreaterThan(0)
     expect(response.total_duration).toBeGreaterThanOrEqual(response.eval_duration)
+  })
+
+  it('loads and generates with the small synthetic model too', async () => {
+    await ollama.create('velo-small', await ensureSynthModel('small'))
+    const client = new Ollama({ host: ollama.url })
+    const response = await client.generate({ model: 'velo-small', prompt: 'Hello', options: { num_predict: 8 } })
+    expect(response.eval_count).toBeGreaterThan(0)
   })
 
   it('lists the created model with its GGUF details', async () => {
