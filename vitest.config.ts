@@ -1,7 +1,13 @@
 import { defineConfig } from 'vitest/config'
 
+// scripts/test.sh sets VELO_TEST_REPORT to a folder and sums the JSON reports into one closing line.
+const reportDir = process.env['VELO_TEST_REPORT']
+
 export default defineConfig({
   test: {
+    reporters: reportDir
+      ? ['default', ['json', { outputFile: `${reportDir}/vitest-${process.pid}-${Date.now()}.json` }]]
+      : ['default'],
     // Two cores: integration files each start real engines, so they run one after another.
     fileParallelism: false,
     projects: [

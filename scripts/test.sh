@@ -5,4 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/rig.sh
 source scripts/node-env.sh
-npm test
+export VELO_TEST_REPORT="${VELO_TEST_REPORT:-$(mktemp -d)}"
+status=0
+npm test || status=$?
+node scripts/test-summary.mjs "$VELO_TEST_REPORT"
+exit "$status"
