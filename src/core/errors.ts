@@ -13,6 +13,9 @@ export type VeloErrorCode =
   | 'VELO_UPSTREAM_TIMEOUT'
   | 'VELO_UPSTREAM_UNREACHABLE'
   | 'VELO_OVERLOADED'
+  | 'VELO_QUEUE_FULL'
+  | 'VELO_QUEUE_TIMEOUT'
+  | 'VELO_TOOL_CALL_INVALID'
   | 'VELO_INTERNAL'
 
 export interface VeloErrorOptions {
@@ -22,6 +25,8 @@ export interface VeloErrorOptions {
   status?: number
   /** CLI exit code. */
   exitCode?: number
+  /** For 429/503: how long the client should wait before retrying (`Retry-After`). */
+  retryAfterSeconds?: number
   cause?: unknown
 }
 
@@ -30,6 +35,7 @@ export class VeloError extends Error {
   readonly suggestion: string | undefined
   readonly status: number
   readonly exitCode: number
+  readonly retryAfterSeconds: number | undefined
 
   constructor(code: VeloErrorCode, message: string, options: VeloErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -38,6 +44,7 @@ export class VeloError extends Error {
     this.suggestion = options.suggestion
     this.status = options.status ?? defaultStatus(code)
     this.exitCode = options.exitCode ?? 1
+    this.retryAfterSeconds = options.retryAfterSeconds
   }
 }
 
@@ -52,12 +59,16 @@ function defaultStatus(code: VeloErrorCode): number {
       return 404
     case 'VELO_PAYLOAD_TOO_LARGE':
       return 413
+    case 'VELO_QUEUE_FULL':
+    case 'VELO_QUEUE_TIMEOUT':
+      return 429
     case 'VELO_OVERLOADED':
       return 503
     case 'VELO_UPSTREAM_TIMEOUT':
       return 504
     case 'VELO_UPSTREAM_ERROR':
     case 'VELO_UPSTREAM_UNREACHABLE':
+    case 'VELO_TOOL_CALL_INVALID':
       return 502
     default:
       return 500

@@ -16,6 +16,17 @@ export interface AdmissionRequest {
   promptChars: number
   /** Aborted when the client goes away while queued. */
   signal: AbortSignal
+  /**
+   * Prefix affinity keys, most specific first (`prefixKeys(body)` in scheduler/prefix-affinity.ts);
+   * requests with a common key run on the same slot when it is free.
+   */
+  prefixKeys?: string[]
+}
+
+/** What the server knows about a model's upstream when it sets the capacity. */
+export interface CapacityOptions {
+  /** The upstream takes `id_slot` (llama-server): leases then carry a slot for prefix affinity. */
+  slots?: boolean
 }
 
 /** Held while the request runs upstream; release exactly once when it ends (success or not). */
@@ -34,7 +45,7 @@ export interface Scheduler {
    */
   acquire(request: AdmissionRequest): Promise<AdmissionLease>
   /** The upstream's real parallel capacity changed (model loaded, /props read, profile applied). */
-  setCapacity(model: string, slots: number): void
+  setCapacity(model: string, slots: number, options?: CapacityOptions): void
   pause(model: string): void
   resume(model: string): void
   snapshot(model: string): { queueDepth: number; running: number; capacity: number; paused: boolean }
@@ -58,6 +69,12 @@ export interface CacheLookup {
   key: string | undefined
   outcome: CacheOutcome
   response: CachedResponse | undefined
+  /** `Cache-Control: no-store` (or the cache is off for this request): `store` writes nothing. */
+  noStore?: boolean
+  /** Why the lookup bypassed the cache (for logs): `no-cache`, `not-deterministic`, `route`, ... */
+  reason?: string
+  /** Semantic-cache material computed at lookup, reused by `store` (no second embedding call). */
+  semantic?: { namespace: string; vector: number[] }
 }
 
 export interface ResponseCache {
@@ -70,5 +87,15 @@ export interface ResponseCache {
   /** Store after a complete, successful response (never a partial stream). */
   store(lookup: CacheLookup, response: CachedResponse): Promise<void>
   clear(): Promise<number>
-  stats(): { hits: number; semanticHits: number; misses: number; entries: number; bytes: number }
+  stats(): {
+    hits: number
+    semanticHits: number
+    misses: number
+    entries: number
+    bytes: number
+    bypasses?: number
+    evictions?: number
+    /** `up`, `down`, or `off` when no Redis tier is configured. */
+    redis?: 'up' | 'down' | 'off'
+  }
 }

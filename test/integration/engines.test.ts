@@ -130,7 +130,11 @@ describe.skipIf(lacks('ollama'))('Ollama serving the tiny synthetic model', () =
   it('loads and generates with the small synthetic model too', async () => {
     await ollama.create('velo-small', await ensureSynthModel('small'))
     const client = new Ollama({ host: ollama.url })
-    const response = await client.generate({ model: 'velo-small', prompt: 'Hello', options: { num_predict: 8 } })
+    const response = await client.generate({
+      model: 'velo-small',
+      prompt: 'Hello',
+      options: { num_predict: 8 },
+    })
     expect(response.eval_count).toBeGreaterThan(0)
   })
 

@@ -30,9 +30,16 @@ export const configSchema = z.strictObject({
       bodyLimit: bytesSchema.default(10 * 1024 ** 2),
       audioBodyLimit: bytesSchema.default(25 * 1024 ** 2),
       cors: z.array(z.string()).default([]),
+      /** How long velo waits for an upstream's answer (headers, and between body chunks). */
+      upstreamTimeout: durationSchema.default(600_000),
+      /** On SIGINT/SIGTERM: how long in-flight requests may take to finish before they are cut. */
+      shutdownTimeout: durationSchema.default(10_000),
+      logFormat: z.enum(['json', 'pretty']).default('pretty'),
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
+  /** Other names for models: `gpt-4o-mini: qwen2.5:7b` (listed in /v1/models and /api/tags too). */
+  aliases: z.record(z.string(), z.string().min(1)).default({}),
   engine: z
     .strictObject({
       /** A llama-server binary to use instead of the one on PATH or velo's build. */
@@ -57,6 +64,8 @@ export const configSchema = z.strictObject({
           enabled: z.boolean().default(true),
           maxBytes: bytesSchema.default(256 * 1024 ** 2),
           ttl: durationSchema.default(3_600_000),
+          /** Routes cached even when sampling is random (default: only temperature 0 or a fixed seed). */
+          nondeterministicRoutes: z.array(z.string().startsWith('/')).default([]),
         })
         .prefault({}),
       semantic: z
@@ -65,9 +74,69 @@ export const configSchema = z.strictObject({
           threshold: z.number().min(0).max(1).default(0.95),
           embeddingModel: z.string().optional(),
           maxEntries: z.number().int().min(1).default(10_000),
+          /** Models whose requests may be answered semantically; `*` for all. */
+          models: z.array(z.string().min(1)).default(['*']),
         })
         .prefault({}),
       redis: z.string().nullable().default(null),
+      /** Prefix of velo's keys in Redis. */
+      redisPrefix: z.string().min(1).default('velo:cache:v1:'),
+    })
+    .prefault({}),
+  scheduler: z
+    .strictObject({
+      /** Parallel requests per model until the upstream's real capacity is known. */
+      defaultCapacity: z.number().int().min(1).default(4),
+      /** Requests waiting per model before 429. */
+      maxQueue: z.number().int().min(0).default(64),
+      /** Requests waiting over all models before 503. */
+      maxQueueTotal: z.number().int().min(0).default(512),
+      queueTimeout: durationSchema.default(30_000),
+      defaultPriority: z.number().int().min(-100).max(100).default(0),
+      /** Default priority by API key name (or client address). */
+      priorities: z.record(z.string(), z.number().int().min(-100).max(100)).default({}),
+      /** Fair-share weight by API key name (or client address). */
+      weights: z.record(z.string(), z.number().positive()).default({}),
+      affinity: z
+        .strictObject({
+          /** How long a model may wait while other models of its machine hold every place. */
+          maxWait: durationSchema.default(10_000),
+        })
+        .prefault({}),
+      prefixAffinity: z.boolean().default(true),
+      auto: z
+        .strictObject({
+          alias: z.string().min(1).default('auto'),
+          rules: z
+            .array(
+              z.strictObject({
+                model: z.string().min(1),
+                minPromptChars: z.number().int().min(0).optional(),
+                maxPromptChars: z.number().int().min(0).optional(),
+                tools: z.boolean().optional(),
+              }),
+            )
+            .default([]),
+          default: z.string().min(1).optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  toolCalls: z
+    .strictObject({
+      repair: z.boolean().default(true),
+      recoverFromText: z.boolean().default(true),
+      validate: z.boolean().default(true),
+      retries: z.number().int().min(0).max(5).default(1),
+      onInvalid: z.enum(['error', 'pass']).default('error'),
+      enforce: z
+        .strictObject({
+          models: z.array(z.string().min(1)).default([]),
+          maxStringLength: z.number().int().min(0).default(0),
+          maxArrayItems: z.number().int().min(0).default(0),
+          allowText: z.boolean().default(true),
+        })
+        .prefault({}),
     })
     .prefault({}),
   auth: z
@@ -92,3 +161,11 @@ export type VeloConfig = z.infer<typeof configSchema>
 export type VeloConfigInput = z.input<typeof configSchema>
 export type UpstreamConfig = z.infer<typeof upstreamSchema>
 export type ManagedModelConfig = z.infer<typeof managedModelSchema>
+
+/** The JSON Schema of velo.yaml (what users write: sizes and durations as text or numbers), for editors. */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    ...z.toJSONSchema(configSchema, { io: 'input', target: 'draft-2020-12' }),
+    title: 'velo.yaml',
+  }
+}

@@ -1,0 +1,5 @@
+export { connectBackend, createBackendClient, detectBackendKind, normalizeBaseUrl } from './connect.js'
+export { LlamaServerClient, type LlamaServerProps } from './llama-server.js'
+export { OllamaClient } from './ollama.js'
+export { OpenAIClient } from './openai.js'
+export * from './types.js'

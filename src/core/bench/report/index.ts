@@ -1,0 +1,4 @@
+export { renderCsv } from './csv.js'
+export { renderHtml } from './html.js'
+export { renderMarkdown } from './markdown.js'
+export { renderTable } from './table.js'

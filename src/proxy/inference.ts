@@ -1,0 +1,625 @@
+/**
+ * The request path of velo serve for inference routes: parse and validate once, resolve the
+ * model, cache lookup, admission, (load a managed model), forward to the upstream, stream the
+ * answer back (bytes as they are when the client speaks the upstream's API, translated otherwise).
+ */
+import type { Dispatcher, Pool } from 'undici'
+import { errorMessage, VeloError } from '../core/errors.js'
+import {
+  type CrossPlan,
+  crossPlan,
+  INFERENCE_ROUTES,
+  type InferenceRoute,
+  type ParsedRequest,
+  parseRequest,
+} from './bridge.js'
+import type { CatalogEntry } from './catalog.js'
+import { ClientClosed, type ProxyState, type RequestContext } from './context.js'
+import { upstreamErrorMessage } from './errors.js'
+import { parseJsonBody, readBody, writeChunk } from './http.js'
+import type { ManagedLease } from './managed.js'
+import type { AdmissionLease, CachedResponse, CacheLookup } from './pipeline-types.js'
+import { mergeOllamaOptions } from './profiles.js'
+import { prefixKeys } from './scheduler/prefix-affinity.js'
+import { createNDJSONSplitter, createSSEParser, streamErrorMessage } from './translate/index.js'
+import { describeNetworkError, type Upstream } from './upstreams.js'
+
+/** Where one request goes: a pool and the path prefix of the upstream's API. */
+interface Target {
+  pool: Pool
+  path(route: string): string
+  headers: Record<string, string>
+  /** For messages: `ollama http://127.0.0.1:11434`, `managed llama-server for velo-tiny`. */
+  label: string
+  upstream: Upstream | undefined
+}
+
+/** Usage as far as the upstream reported it. */
+interface Usage {
+  prompt: number | undefined
+  completion: number | undefined
+}
+
+const BYPASS: CacheLookup = { key: undefined, outcome: 'bypass', response: undefined }
+const TAIL_BYTES = 16 * 1024
+const HEAD_BYTES = 4 * 1024
+/** Past this, a plain response is not kept whole (for the cache); its usage still is read. */
+const KEEP_LIMIT = 8 * 1024 * 1024
+
+function bump(map: Map<string, number>, key: string, by: number): void {
+  const next = (map.get(key) ?? 0) + by
+  if (next <= 0) map.delete(key)
+  else map.set(key, next)
+}
+
+function sameModelName(requested: unknown, upstream: string): boolean {
+  if (requested === upstream) return true
+  const strip = (name: string): string => (name.endsWith(':latest') ? name.slice(0, -7) : name)
+  return typeof requested === 'string' && strip(requested) === strip(upstream)
+}
+
+export function upstreamLabel(entry: CatalogEntry): string {
+  return entry.kind === 'managed' ? `managed:${entry.id}` : (entry.upstream?.name ?? entry.kind)
+}
+
+/** The headers every proxied response carries. */
+function veloHeaders(ctx: RequestContext, queueMs: number): Record<string, string> {
+  return {
+    'x-request-id': ctx.id,
+    'x-velo-upstream': ctx.record.upstream ?? '',
+    'x-velo-queue-ms': String(Math.round(queueMs)),
+    'x-velo-cache': ctx.record.cache,
+  }
+}
+
+/**
+ * Keeps what velo reads from a response it passes through: the first and last bytes (usage is
+ * at one end or the other), or everything when the response will be cached.
+ */
+class BodyTap {
+  private head: Buffer[] = []
+  private headBytes = 0
+  private tail: Buffer[] = []
+  private tailBytes = 0
+  private all: Buffer[] | undefined
+  private allBytes = 0
+
+  constructor(keepAll: boolean) {
+    this.all = keepAll ? [] : undefined
+  }
+
+  push(chunk: Buffer): void {
+    if (this.all) {
+      this.all.push(chunk)
+      this.allBytes += chunk.length
+      if (this.allBytes > KEEP_LIMIT) this.all = undefined
+    }
+    if (this.headBytes < HEAD_BYTES) {
+      this.head.push(chunk)
+      this.headBytes += chunk.length
+      return
+    }
+    this.tail.push(chunk)
+    this.tailBytes += chunk.length
+    while (this.tail.length > 1 && this.tailBytes - (this.tail[0]?.length ?? 0) >= TAIL_BYTES) {
+      this.tailBytes -= this.tail.shift()?.length ?? 0
+    }
+  }
+
+  /** The whole body, when it was kept. */
+  whole(): string | undefined {
+    return this.all ? Buffer.concat(this.all).toString('utf8') : undefined
+  }
+
+  ends(): string {
+    return Buffer.concat([...this.head, ...this.tail]).toString('utf8')
+  }
+}
+
+function lastNumber(text: string, key: string): number | undefined {
+  const pattern = new RegExp(`"${key}"\\s*:\\s*(\\d+)`, 'g')
+  let value: number | undefined
+  for (const match of text.matchAll(pattern)) value = Number(match[1])
+  return value
+}
+
+/** Token counts from the text of a response (OpenAI usage, llama-server timings or Ollama counts). */
+export function usageFromText(text: string): Usage {
+  const completion =
+    lastNumber(text, 'completion_tokens') ?? lastNumber(text, 'predicted_n') ?? lastNumber(text, 'eval_count')
+  let prompt = lastNumber(text, 'prompt_tokens') ?? lastNumber(text, 'prompt_eval_count')
+  if (prompt === undefined) {
+    const promptN = lastNumber(text, 'prompt_n')
+    if (promptN !== undefined) prompt = promptN + (lastNumber(text, 'cache_n') ?? 0)
+  }
+  return { prompt, completion }
+}
+
+/** Token counts from one parsed upstream object (a response or a stream chunk). */
+function observeUsage(value: unknown, usage: Usage): void {
+  if (value === null || typeof value !== 'object') return
+  const object = value as Record<string, unknown>
+  const reported = object['usage'] as Record<string, unknown> | null | undefined
+  if (reported && typeof reported === 'object') {
+    if (typeof reported['prompt_tokens'] === 'number') usage.prompt = reported['prompt_tokens']
+    if (typeof reported['completion_tokens'] === 'number') usage.completion = reported['completion_tokens']
+    return
+  }
+  if (typeof object['eval_count'] === 'number') usage.completion = object['eval_count']
+  if (typeof object['prompt_eval_count'] === 'number') usage.prompt = object['prompt_eval_count']
+  const timings = object['timings'] as Record<string, unknown> | undefined
+  if (timings && typeof timings === 'object' && usage.completion === undefined) {
+    if (typeof timings['predicted_n'] === 'number') usage.completion = timings['predicted_n']
+    if (typeof timings['prompt_n'] === 'number') {
+      usage.prompt = timings['prompt_n'] + (typeof timings['cache_n'] === 'number' ? timings['cache_n'] : 0)
+    }
+  }
+}
+
+/** SSE events or NDJSON lines of a streamed response, for the cache to replay as they were sent. */
+function frames(text: string, sse: boolean): string[] {
+  const separator = sse ? '\n\n' : '\n'
+  const parts = text.split(separator)
+  const out: string[] = []
+  for (const part of parts) if (part.trim() !== '') out.push(part + separator)
+  return out
+}
+
+/** An error in the client's streaming format, for when the status line has already gone out. */
+function streamErrorFrame(route: InferenceRoute, message: string): string {
+  if (INFERENCE_ROUTES[route].api === 'openai') {
+    return `data: ${JSON.stringify({ error: { message, type: 'upstream_error', code: 'VELO_UPSTREAM_ERROR' } })}\n\n`
+  }
+  return `${JSON.stringify({ error: message })}\n`
+}
+
+function upstreamFailure(target: Target, error: unknown): VeloError {
+  const code = (error as { code?: unknown } | undefined)?.code
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new VeloError('VELO_UPSTREAM_TIMEOUT', `upstream ${target.label} did not answer in time`, {
+      suggestion: 'raise server.upstreamTimeout in velo.yaml, or check the upstream',
+    })
+  }
+  target.upstream?.markDown(error)
+  return new VeloError(
+    'VELO_UPSTREAM_UNREACHABLE',
+    `upstream ${target.label} is unreachable (${describeNetworkError(error)})`,
+    { suggestion: 'check that the upstream is running; GET /velo/status shows each upstream', cause: error },
+  )
+}
+
+async function send(
+  state: ProxyState,
+  ctx: RequestContext,
+  target: Target,
+  route: string,
+  payload: string | Buffer,
+): Promise<Dispatcher.ResponseData> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await target.pool.request({
+        path: target.path(route),
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream, application/x-ndjson',
+          'x-request-id': ctx.id,
+          ...target.headers,
+        },
+        body: payload,
+        signal: ctx.abort.signal,
+        headersTimeout: state.config.server.upstreamTimeout,
+        bodyTimeout: state.config.server.upstreamTimeout,
+      })
+    } catch (error) {
+      if (ctx.abort.signal.aborted) throw new ClientClosed()
+      // A kept-alive connection the upstream closed just as velo reused it: nothing was answered,
+      // and the body is in memory, so send it once more on a fresh connection.
+      if (attempt === 1 && isStaleConnection(error)) {
+        state.logger.debug(
+          { id: ctx.id, upstream: target.label, err: describeNetworkError(error) },
+          'retrying',
+        )
+        continue
+      }
+      throw upstreamFailure(target, error)
+    }
+  }
+}
+
+function isStaleConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE'
+}
+
+/** An upstream's error answer, in the client's family (the upstream's own status when it is a 4xx). */
+function upstreamError(
+  target: Target,
+  entry: CatalogEntry,
+  route: InferenceRoute,
+  status: number,
+  text: string,
+) {
+  const message = upstreamErrorMessage(text)
+  let suggestion: string | undefined
+  if (entry.kind === 'managed' && status === 501 && /embedding/i.test(message)) {
+    suggestion = `add "--embeddings" to managed.models.${entry.id}.args (or managed.args) in velo.yaml`
+  }
+  return new VeloError(
+    'VELO_UPSTREAM_ERROR',
+    `upstream ${target.label} answered ${status} to ${route}: ${message}`,
+    {
+      status: status >= 400 && status < 500 ? status : 502,
+      suggestion,
+    },
+  )
+}
+
+function targetFor(entry: CatalogEntry, lease: ManagedLease | undefined): Target {
+  if (lease) {
+    return {
+      pool: lease.pool,
+      path: (route) => route,
+      headers: {},
+      label: `managed llama-server for ${entry.id} (${lease.url})`,
+      upstream: undefined,
+    }
+  }
+  const upstream = entry.upstream
+  if (!upstream) throw new VeloError('VELO_INTERNAL', `model ${entry.id} has no upstream`)
+  return {
+    pool: upstream.pool,
+    path: (route) => upstream.path(route),
+    headers: upstream.authHeaders(),
+    label: `${upstream.kind ?? 'upstream'} ${upstream.name}`,
+    upstream,
+  }
+}
+
+/** Ollama's way to load or unload a model: a chat without messages, a generate without a prompt. */
+function isOllamaLoadRequest(parsed: ParsedRequest): boolean {
+  const value = parsed.value as { messages?: unknown[] | null; prompt?: string | null }
+  if (parsed.route === '/api/chat') return !value.messages || value.messages.length === 0
+  if (parsed.route === '/api/generate') return !value.prompt
+  return false
+}
+
+async function answerOllamaLoad(
+  state: ProxyState,
+  ctx: RequestContext,
+  entry: CatalogEntry,
+  parsed: ParsedRequest,
+): Promise<void> {
+  const keepAlive = (parsed.value as { keep_alive?: unknown }).keep_alive
+  const unload = keepAlive === 0 || keepAlive === '0' || keepAlive === '0s'
+  if (entry.kind === 'managed') {
+    if (unload) await state.managed.unload(entry.id)
+    else (await state.managed.acquire(entry.id, ctx.abort.signal)).release()
+  }
+  const base = {
+    model: parsed.model,
+    created_at: new Date().toISOString(),
+    done: true,
+    done_reason: unload ? 'unload' : 'load',
+  }
+  const body =
+    parsed.route === '/api/chat'
+      ? { ...base, message: { role: 'assistant', content: '' } }
+      : { ...base, response: '' }
+  const text = JSON.stringify(body)
+  ctx.record.status = 200
+  ctx.res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', ...veloHeaders(ctx, 0) })
+  ctx.res.end(text)
+}
+
+async function replay(ctx: RequestContext, response: CachedResponse): Promise<void> {
+  ctx.record.status = response.status
+  ctx.res.writeHead(response.status, { 'content-type': response.contentType, ...veloHeaders(ctx, 0) })
+  if (response.chunks) {
+    for (const chunk of response.chunks) await writeChunk(ctx.res, chunk)
+    ctx.res.end()
+  } else {
+    ctx.res.end(response.body ?? '')
+  }
+}
+
+/** Handle one inference request end to end; throws VeloError (mapped to the client's family) or ClientClosed. */
+export async function handleInference(
+  state: ProxyState,
+  ctx: RequestContext,
+  route: InferenceRoute,
+): Promise<void> {
+  const raw = await readBody(ctx.req, state.config.server.bodyLimit)
+  const body = parseJsonBody(raw)
+  const parsed = parseRequest(route, body)
+  ctx.record.model = parsed.model
+  const entry = await state.resolveModel(parsed.model)
+  ctx.record.model = entry.id
+  ctx.record.upstream = upstreamLabel(entry)
+  const upstreamApi = entry.kind === 'ollama' ? 'ollama' : 'openai'
+  if (upstreamApi !== 'ollama' && isOllamaLoadRequest(parsed)) {
+    await answerOllamaLoad(state, ctx, entry, parsed)
+    return
+  }
+
+  const lookup = state.cache ? await state.cache.lookup(route, body, ctx.req.headers) : BYPASS
+  ctx.record.cache = lookup.outcome
+  if (lookup.response) {
+    await replay(ctx, lookup.response)
+    return
+  }
+
+  const signal = ctx.abort.signal
+  let admission: AdmissionLease | undefined
+  let lease: ManagedLease | undefined
+  bump(state.waiting, entry.id, 1)
+  state.notify()
+  try {
+    const priority = Number.parseInt(String(ctx.req.headers['x-velo-priority'] ?? '0'), 10)
+    admission = await state.scheduler.acquire({
+      model: entry.id,
+      priority: Number.isFinite(priority) ? priority : 0,
+      client: ctx.client,
+      promptChars: raw.length,
+      signal,
+      prefixKeys: state.scheduling ? prefixKeys(body) : undefined,
+    })
+    if (entry.kind === 'managed') lease = await state.managed.acquire(entry.id, signal)
+  } catch (error) {
+    admission?.release()
+    if (signal.aborted) throw new ClientClosed()
+    throw error
+  } finally {
+    bump(state.waiting, entry.id, -1)
+  }
+  bump(state.active, entry.id, 1)
+  state.notify()
+  try {
+    ctx.record.queueMs = admission.queueMs + (lease?.waitedMs ?? 0)
+    const target = targetFor(entry, lease)
+    if (upstreamApi === INFERENCE_ROUTES[route].api) {
+      await forwardSame(state, ctx, { entry, target, parsed, route, raw, body, admission, lookup })
+    } else {
+      await forwardCross(state, ctx, { entry, target, parsed, route, raw, body, admission, lookup })
+    }
+  } finally {
+    bump(state.active, entry.id, -1)
+    admission.release()
+    lease?.release()
+    state.notify()
+  }
+}
+
+interface Forward {
+  entry: CatalogEntry
+  target: Target
+  parsed: ParsedRequest
+  route: InferenceRoute
+  raw: Buffer
+  body: Record<string, unknown>
+  admission: AdmissionLease
+  lookup: CacheLookup
+}
+
+function storeInCache(state: ProxyState, lookup: CacheLookup, response: CachedResponse): void {
+  if (!state.cache || lookup.key === undefined || lookup.noStore) return
+  state.cache.store(lookup, response).catch((error: unknown) => {
+    state.logger.warn({ err: errorMessage(error) }, 'cache store failed')
+  })
+}
+
+/** The client speaks the upstream's API: pass the bytes through, changing the body only when needed. */
+async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
+  const { entry, target, body, route } = job
+  let changed: Record<string, unknown> | undefined
+  if (entry.kind !== 'managed' && !sameModelName(body['model'], entry.upstreamModel)) {
+    changed = { ...body, model: entry.upstreamModel }
+  }
+  if (entry.kind === 'ollama') {
+    const profile = await state.profileFor(entry)
+    const options = profile ? mergeOllamaOptions(body['options'], profile.ollamaOptions) : undefined
+    if (options) changed = { ...(changed ?? body), options }
+  }
+  if (entry.kind === 'managed' && job.admission.slot !== undefined) {
+    changed = { ...(changed ?? body), id_slot: job.admission.slot }
+  }
+  const payload = changed ? JSON.stringify(changed) : job.raw
+  const response = await send(state, ctx, job.target, route, payload)
+  const res = ctx.res
+  const contentType = String(response.headers['content-type'] ?? 'application/json')
+  if (response.statusCode >= 400) {
+    // Same family: the upstream's error body is already what this client understands.
+    const text = await response.body.text()
+    ctx.record.status = response.statusCode
+    state.stats.error(`${target.label}: ${response.statusCode} ${upstreamErrorMessage(text)}`)
+    res.writeHead(response.statusCode, {
+      'content-type': contentType,
+      ...veloHeaders(ctx, ctx.record.queueMs),
+    })
+    res.end(text)
+    return
+  }
+  res.writeHead(response.statusCode, {
+    'content-type': contentType,
+    ...(job.parsed.stream ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
+    ...veloHeaders(ctx, ctx.record.queueMs),
+  })
+  ctx.record.status = response.statusCode
+  const tap = new BodyTap(job.lookup.key !== undefined && !job.lookup.noStore)
+  let first = true
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      if (first) {
+        first = false
+        if (job.parsed.stream && INFERENCE_ROUTES[route].generates)
+          ctx.record.ttftMs = performance.now() - ctx.started
+      }
+      tap.push(chunk)
+      const wait = writeChunk(res, chunk)
+      if (wait) await wait
+    }
+  } catch (error) {
+    if (ctx.abort.signal.aborted) throw new ClientClosed()
+    const message = `upstream ${target.label} failed mid-response: ${describeNetworkError(error)}`
+    state.stats.error(message)
+    ctx.record.status = 502
+    if (job.parsed.stream) res.write(streamErrorFrame(route, message))
+    res.end()
+    return
+  }
+  res.end()
+  const usage = usageFromText(tap.ends())
+  ctx.record.promptTokens = usage.prompt
+  ctx.record.completionTokens = INFERENCE_ROUTES[route].generates ? usage.completion : undefined
+  const whole = tap.whole()
+  if (whole !== undefined && response.statusCode === 200) {
+    const sse = contentType.includes('text/event-stream')
+    storeInCache(state, job.lookup, {
+      status: 200,
+      contentType,
+      chunks: job.parsed.stream ? frames(whole, sse) : undefined,
+      body: job.parsed.stream ? undefined : whole,
+    })
+  }
+}
+
+/** The client speaks the other API: translate the request, and the answer as it streams back. */
+async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
+  const { entry, target, parsed, route } = job
+  const openaiPrefix = route === '/v1/chat/completions' ? 'chatcmpl-' : 'cmpl-'
+  const plan: CrossPlan = crossPlan(parsed, entry.upstreamModel, {
+    model: parsed.model,
+    id: `${openaiPrefix}${ctx.id}`,
+    created: Math.floor(ctx.startedEpoch / 1000),
+    includeUsage:
+      (parsed.value as { stream_options?: { include_usage?: boolean | null } | null }).stream_options
+        ?.include_usage === true,
+    startedAt: ctx.started,
+  })
+  if (entry.kind === 'ollama') {
+    const profile = await state.profileFor(entry)
+    const options = profile ? mergeOllamaOptions(plan.body['options'], profile.ollamaOptions) : undefined
+    if (options) plan.body['options'] = options
+  }
+  if (entry.kind === 'managed' && job.admission.slot !== undefined) plan.body['id_slot'] = job.admission.slot
+  const response = await send(state, ctx, target, plan.upstreamRoute, JSON.stringify(plan.body))
+  const res = ctx.res
+  if (response.statusCode >= 400) {
+    const text = await response.body.text()
+    const error = upstreamError(target, entry, route, response.statusCode, text)
+    state.stats.error(error.message)
+    throw error
+  }
+  const usage: Usage = { prompt: undefined, completion: undefined }
+  const generates = INFERENCE_ROUTES[route].generates
+  const keep = job.lookup.key !== undefined && !job.lookup.noStore
+
+  if (!plan.stream) {
+    let upstream: unknown
+    try {
+      upstream = await response.body.json()
+    } catch (error) {
+      if (ctx.abort.signal.aborted) throw new ClientClosed()
+      throw new VeloError(
+        'VELO_UPSTREAM_ERROR',
+        `upstream ${target.label} sent a body that is not JSON: ${errorMessage(error)}`,
+      )
+    }
+    observeUsage(upstream, usage)
+    const text = JSON.stringify(plan.respond(upstream))
+    ctx.record.status = 200
+    ctx.record.promptTokens = usage.prompt
+    ctx.record.completionTokens = generates ? usage.completion : undefined
+    res.writeHead(200, {
+      'content-type': plan.contentType,
+      'content-length': String(Buffer.byteLength(text)),
+      ...veloHeaders(ctx, ctx.record.queueMs),
+    })
+    res.end(text)
+    if (keep)
+      storeInCache(state, job.lookup, {
+        status: 200,
+        contentType: plan.contentType,
+        chunks: undefined,
+        body: text,
+      })
+    return
+  }
+
+  res.writeHead(200, {
+    'content-type': plan.contentType,
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+    ...veloHeaders(ctx, ctx.record.queueMs),
+  })
+  ctx.record.status = 200
+  const translator = plan.streamTranslator()
+  const sent: string[] | undefined = keep ? [] : undefined
+  let out = ''
+  let failure: string | undefined
+  const onObject = (text: string): void => {
+    if (failure !== undefined) return
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch {
+      failure = `upstream ${target.label} sent a stream chunk that is not JSON: ${text.slice(0, 80)}`
+      return
+    }
+    if (value === null || typeof value !== 'object') return
+    const upstreamError = streamErrorMessage(value)
+    if (upstreamError !== undefined) {
+      failure = `upstream ${target.label} failed mid-stream: ${upstreamError}`
+      return
+    }
+    observeUsage(value, usage)
+    out += translator.push(value)
+  }
+  const parser =
+    plan.framing === 'sse'
+      ? createSSEParser((data) => {
+          if (data !== '[DONE]') onObject(data)
+        })
+      : createNDJSONSplitter(onObject)
+  const flush = async (): Promise<void> => {
+    if (!out) return
+    if (ctx.record.ttftMs === undefined) ctx.record.ttftMs = performance.now() - ctx.started
+    sent?.push(out)
+    const chunk = out
+    out = ''
+    const wait = writeChunk(res, chunk)
+    if (wait) await wait
+  }
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      parser.feed(chunk)
+      await flush()
+      if (failure !== undefined) break
+    }
+    if (failure === undefined) {
+      parser.end()
+      out += translator.end()
+      await flush()
+    }
+  } catch (error) {
+    if (ctx.abort.signal.aborted) throw new ClientClosed()
+    failure = `upstream ${target.label} failed mid-stream: ${describeNetworkError(error)}`
+  }
+  if (failure !== undefined) {
+    state.stats.error(failure)
+    ctx.record.status = 502
+    res.end(streamErrorFrame(route, failure))
+    if (!response.body.destroyed) response.body.destroy()
+    return
+  }
+  res.end()
+  ctx.record.promptTokens = usage.prompt
+  ctx.record.completionTokens = generates ? usage.completion : undefined
+  if (sent)
+    storeInCache(state, job.lookup, {
+      status: 200,
+      contentType: plan.contentType,
+      chunks: sent,
+      body: undefined,
+    })
+}

@@ -1,0 +1,40 @@
+import { type DestinationStream, type Logger, pino } from 'pino'
+import pinoPretty from 'pino-pretty'
+
+export type LogFormat = 'json' | 'pretty'
+
+export interface LoggerOptions {
+  format: LogFormat
+  /** File descriptor or stream; stdout by default. */
+  destination?: number | DestinationStream | NodeJS.WritableStream
+  level?: string
+  /** Colors in pretty output; defaults to whether the destination is a TTY. */
+  colorize?: boolean
+}
+
+/** velo serve's logger: one JSON object per line, or pino-pretty's readable lines. */
+export function createLogger(options: LoggerOptions): Logger {
+  const level = options.level ?? 'info'
+  const destination = options.destination ?? 1
+  if (options.format === 'pretty') {
+    const stream = pinoPretty({
+      destination: destination as number | NodeJS.WritableStream,
+      colorize: options.colorize ?? (typeof destination === 'number' && process.stdout.isTTY === true),
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+      singleLine: true,
+      sync: true,
+    })
+    return pino({ level, base: undefined }, stream)
+  }
+  const stream =
+    typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination
+  return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, stream)
+}
+
+/** A logger that drops everything (tests, embedded servers). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' })
+}
+
+export type { Logger }

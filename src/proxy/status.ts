@@ -1,0 +1,91 @@
+import type { ProxyState } from './context.js'
+import type { ModelStatus, UpstreamHealth, VeloStatus } from './status-types.js'
+
+/** The /velo/status snapshot: what the dashboard, `velo top` and scripts read. */
+export function buildStatus(state: ProxyState, profiles: Map<string, string | undefined>): VeloStatus {
+  const now = Date.now()
+  const managed = new Map(state.managed.status().map((model) => [model.id, model]))
+  const models: ModelStatus[] = state.catalog.entries().map((entry) => {
+    const own = managed.get(entry.id)
+    const scheduled = state.scheduler.snapshot(entry.id)
+    const rates = state.stats.modelRates(entry.id, now)
+    const upstreamDown = entry.upstream !== undefined && !entry.upstream.healthy
+    return {
+      id: entry.id,
+      aliases: entry.aliases,
+      kind: entry.kind,
+      upstream: own ? own.url : entry.upstream?.url,
+      state: own ? own.state : upstreamDown ? 'failed' : 'ready',
+      slotsBusy: state.active.get(entry.id) ?? 0,
+      slotsTotal: own ? own.slotsTotal : scheduled.capacity,
+      queueDepth: state.waiting.get(entry.id) ?? 0,
+      paused: scheduled.paused,
+      requestsPerSecond: rates.requestsPerSecond,
+      generationTokensPerSecond: rates.generationTokensPerSecond,
+      ttftP50Ms: rates.ttftP50Ms,
+      ttftP95Ms: rates.ttftP95Ms,
+      profile: own ? own.profile : profiles.get(entry.id),
+      error: own ? own.error : upstreamDown ? entry.upstream?.lastError : undefined,
+    }
+  })
+  const upstreams: UpstreamHealth[] = state.upstreams.map((upstream) => ({
+    url: upstream.url,
+    kind: upstream.kind ?? 'openai',
+    healthy: upstream.healthy,
+    lastError: upstream.lastError,
+    lastErrorAt: upstream.lastErrorAt,
+  }))
+  for (const model of managed.values()) {
+    if (model.url && model.state === 'ready') {
+      upstreams.push({
+        url: model.url,
+        kind: 'managed',
+        healthy: true,
+        lastError: undefined,
+        lastErrorAt: undefined,
+      })
+    }
+  }
+  const cache = state.cache?.stats()
+  const looked = (cache?.hits ?? 0) + (cache?.semanticHits ?? 0) + (cache?.misses ?? 0)
+  return {
+    version: state.version,
+    listen: state.listen,
+    startedAt: state.startedAt.toISOString(),
+    uptimeSeconds: Math.round((now - state.startedAt.getTime()) / 1000),
+    totals: { ...state.stats.totals },
+    requestsPerSecond: state.stats.requestsPerSecond(now),
+    tokensPerSecond: state.stats.tokensPerSecond(now),
+    tokensPerSecondHistory: state.stats.tokensPerSecondHistory(now),
+    cache: {
+      hits: cache?.hits ?? 0,
+      semanticHits: cache?.semanticHits ?? 0,
+      misses: cache?.misses ?? 0,
+      hitRate: looked === 0 ? 0 : ((cache?.hits ?? 0) + (cache?.semanticHits ?? 0)) / looked,
+      entries: cache?.entries ?? 0,
+      bytes: cache?.bytes ?? 0,
+    },
+    models,
+    recent: state.stats.recent(),
+    upstreams,
+    errors: state.stats.errors(),
+  }
+}
+
+/** Bring the gauges up to date (before each /metrics scrape). */
+export function refreshGauges(state: ProxyState): void {
+  const { metrics } = state
+  metrics.active.reset()
+  metrics.queueDepth.reset()
+  for (const [model, count] of state.active) metrics.active.set({ model }, count)
+  for (const [model, count] of state.waiting) metrics.queueDepth.set({ model }, count)
+  for (const upstream of state.upstreams)
+    metrics.upstreamUp.set({ upstream: upstream.name }, upstream.healthy ? 1 : 0)
+  for (const model of state.managed.status()) {
+    metrics.modelLoaded.set({ model: model.id }, model.state === 'ready' ? 1 : 0)
+  }
+  for (const entry of state.catalog.entries()) {
+    if (entry.kind !== 'managed')
+      metrics.modelLoaded.set({ model: entry.id }, entry.upstream?.healthy ? 1 : 0)
+  }
+}
