@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, relative, resolve } from 'node:path'
 import { configSchema } from '../src/core/config/schema.js'
 import { type LlamaServer, startLlamaServer } from '../src/core/engine/llama-server.js'
@@ -930,6 +930,8 @@ async function readProfile(ctx: Context): Promise<void> {
 async function section(ctx: Context, number: number, run: () => Promise<void>): Promise<void> {
   try {
     await run()
+    // Other work on the machine moves the numbers: leave a trace of how busy it was.
+    ctx.notes.push(`1-minute load average after section ${number}: ${(loadavg()[0] ?? 0).toFixed(2)}`)
   } catch (error) {
     const reason = firstLines(error, 3)
     log(`[${number}] failed: ${reason}`)
