@@ -7,6 +7,7 @@ import type { ManagedModels } from './managed.js'
 import type { VeloMetrics } from './metrics.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { AppliedProfile } from './profiles.js'
+import type { ToolCallRepairer } from './repair/index.js'
 import type { RequestRecord, StatsTracker } from './stats.js'
 import type { Upstream } from './upstreams.js'
 
@@ -21,6 +22,7 @@ export interface ProxyState {
   /** A scheduler was given (not the pass-through): compute what it uses, like prefix keys. */
   scheduling: boolean
   cache: ResponseCache | undefined
+  repairer: ToolCallRepairer | undefined
   metrics: VeloMetrics
   stats: StatsTracker
   logger: Logger

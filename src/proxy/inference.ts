@@ -16,11 +16,13 @@ import {
 import type { CatalogEntry } from './catalog.js'
 import { ClientClosed, type ProxyState, type RequestContext } from './context.js'
 import { upstreamErrorMessage } from './errors.js'
-import { parseJsonBody, readBody, writeChunk } from './http.js'
+import { headerValue, parseJsonBody, readBody, writeChunk } from './http.js'
 import type { ManagedLease } from './managed.js'
 import type { AdmissionLease, CachedResponse, CacheLookup } from './pipeline-types.js'
 import { mergeOllamaOptions } from './profiles.js'
+import type { RetryPlan } from './repair/index.js'
 import { prefixKeys } from './scheduler/prefix-affinity.js'
+import { resolvePriority } from './scheduler/scheduler.js'
 import { createNDJSONSplitter, createSSEParser, streamErrorMessage } from './translate/index.js'
 import { describeNetworkError, type Upstream } from './upstreams.js'
 
@@ -314,13 +316,71 @@ async function answerOllamaLoad(
 
 async function replay(ctx: RequestContext, response: CachedResponse): Promise<void> {
   ctx.record.status = response.status
-  ctx.res.writeHead(response.status, { 'content-type': response.contentType, ...veloHeaders(ctx, 0) })
+  ctx.res.writeHead(response.status, {
+    'content-type': response.contentType,
+    ...veloHeaders(ctx, 0),
+    ...(response.similarity === undefined ? {} : { 'x-velo-similarity': response.similarity.toFixed(4) }),
+  })
   if (response.chunks) {
     for (const chunk of response.chunks) await writeChunk(ctx.res, chunk)
     ctx.res.end()
   } else {
     ctx.res.end(response.body ?? '')
   }
+}
+
+/** The fairness key of a request: the name of the API key it carries, else the client's address. */
+function clientOf(state: ProxyState, ctx: RequestContext): string {
+  const token = /^Bearer\s+(\S+)$/i.exec(headerValue(ctx.req, 'authorization') ?? '')?.[1]
+  if (token) {
+    const keys = state.config.auth.keys
+    const index = keys.findIndex((key) => key.key === token)
+    // An unnamed key is told apart by its position, never by the secret itself.
+    if (index >= 0) return keys[index]?.name ?? `key-${index + 1}`
+  }
+  return ctx.client
+}
+
+/** Chat routes whose request declares tools: their answers go through tool-call repair. */
+function repairsToolCalls(state: ProxyState, route: InferenceRoute, body: Record<string, unknown>): boolean {
+  if (!state.repairer?.settings.repair || (route !== '/v1/chat/completions' && route !== '/api/chat')) {
+    return false
+  }
+  return Array.isArray(body['tools']) && body['tools'].length > 0
+}
+
+/** Repair a complete chat answer in the client's format (`api`). */
+function repairAnswer(
+  state: ProxyState,
+  api: 'openai' | 'ollama',
+  answer: unknown,
+  body: Record<string, unknown>,
+  model: string,
+  attemptsSoFar: number,
+): { response: unknown; retry: RetryPlan | undefined } {
+  const repairer = state.repairer
+  if (!repairer) return { response: answer, retry: undefined }
+  const repaired =
+    api === 'openai'
+      ? repairer.openAI(answer, body, model, attemptsSoFar)
+      : repairer.ollama(answer, body, model, attemptsSoFar)
+  return { response: repaired.response, retry: repaired.retry }
+}
+
+/** The request again with the retry plan's corrective turn, at temperature 0. */
+function retryBody(
+  api: 'openai' | 'ollama',
+  sent: Record<string, unknown>,
+  plan: Extract<RetryPlan, { retry: true }>,
+): Record<string, unknown> {
+  const messages = Array.isArray(sent['messages']) ? sent['messages'] : []
+  const next: Record<string, unknown> = { ...sent, messages: [...messages, ...plan.messages] }
+  if (api === 'openai') next['temperature'] = plan.overrides.temperature
+  else {
+    const options = typeof sent['options'] === 'object' && sent['options'] !== null ? sent['options'] : {}
+    next['options'] = { ...options, temperature: plan.overrides.temperature }
+  }
+  return next
 }
 
 /** Handle one inference request end to end; throws VeloError (mapped to the client's family) or ClientClosed. */
@@ -355,11 +415,11 @@ export async function handleInference(
   bump(state.waiting, entry.id, 1)
   state.notify()
   try {
-    const priority = Number.parseInt(String(ctx.req.headers['x-velo-priority'] ?? '0'), 10)
+    const client = clientOf(state, ctx)
     admission = await state.scheduler.acquire({
       model: entry.id,
-      priority: Number.isFinite(priority) ? priority : 0,
-      client: ctx.client,
+      priority: resolvePriority(ctx.req.headers['x-velo-priority'], client, state.config.scheduler),
+      client,
       promptChars: raw.length,
       signal,
       prefixKeys: state.scheduling ? prefixKeys(body) : undefined,
@@ -423,6 +483,11 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
   if (entry.kind === 'managed' && job.admission.slot !== undefined) {
     changed = { ...(changed ?? body), id_slot: job.admission.slot }
   }
+  if (repairsToolCalls(state, route, body)) {
+    if (job.parsed.stream) await forwardRepairedStream(state, ctx, job, changed ?? body)
+    else await forwardRepaired(state, ctx, job, changed ?? body)
+    return
+  }
   const payload = changed ? JSON.stringify(changed) : job.raw
   const response = await send(state, ctx, job.target, route, payload)
   const res = ctx.res
@@ -483,6 +548,173 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
   }
 }
 
+/**
+ * A non-streamed chat with tools, same API: the whole answer is read, its tool calls repaired (and
+ * the request retried with a corrective turn while they stay invalid), then sent and cached. Models
+ * in `toolCalls.enforce.models` get the engine's JSON-schema constraint merged into the request.
+ */
+async function forwardRepaired(
+  state: ProxyState,
+  ctx: RequestContext,
+  job: Forward,
+  upstreamBody: Record<string, unknown>,
+): Promise<void> {
+  const { entry, target, body, route } = job
+  const api = INFERENCE_ROUTES[route].api
+  const enforcement = state.repairer?.enforcement(api, body, entry.id)
+  let sent: Record<string, unknown> = enforcement ? { ...upstreamBody, ...enforcement } : upstreamBody
+  for (let attempt = 0; ; attempt++) {
+    const response = await send(state, ctx, target, route, JSON.stringify(sent))
+    const text = await response.body.text()
+    const contentType = String(response.headers['content-type'] ?? 'application/json')
+    if (response.statusCode >= 400) {
+      ctx.record.status = response.statusCode
+      state.stats.error(`${target.label}: ${response.statusCode} ${upstreamErrorMessage(text)}`)
+      ctx.res.writeHead(response.statusCode, {
+        'content-type': contentType,
+        ...veloHeaders(ctx, ctx.record.queueMs),
+      })
+      ctx.res.end(text)
+      return
+    }
+    let answer: unknown
+    try {
+      answer = JSON.parse(text)
+    } catch (error) {
+      throw new VeloError(
+        'VELO_UPSTREAM_ERROR',
+        `upstream ${target.label} sent a body that is not JSON: ${errorMessage(error)}`,
+      )
+    }
+    const repaired = repairAnswer(state, api, answer, body, entry.id, attempt)
+    if (repaired.retry?.retry) {
+      state.logger.info({ id: ctx.id, model: entry.id, attempt: repaired.retry.attempt }, 'tool call retry')
+      sent = retryBody(api, sent, repaired.retry)
+      continue
+    }
+    if (repaired.retry) throw repaired.retry.error
+    const usage: Usage = { prompt: undefined, completion: undefined }
+    observeUsage(answer, usage)
+    ctx.record.promptTokens = usage.prompt
+    ctx.record.completionTokens = usage.completion
+    const out = JSON.stringify(repaired.response)
+    ctx.record.status = 200
+    ctx.res.writeHead(200, {
+      'content-type': contentType,
+      'content-length': String(Buffer.byteLength(out)),
+      ...veloHeaders(ctx, ctx.record.queueMs),
+    })
+    ctx.res.end(out)
+    storeInCache(state, job.lookup, { status: 200, contentType, chunks: undefined, body: out })
+    return
+  }
+}
+
+/**
+ * A streamed chat with tools, same API: tool-call deltas are assembled, repaired and sent again in
+ * valid OpenAI (SSE) or Ollama (NDJSON) form when each choice finishes; text passes as it comes.
+ */
+async function forwardRepairedStream(
+  state: ProxyState,
+  ctx: RequestContext,
+  job: Forward,
+  upstreamBody: Record<string, unknown>,
+): Promise<void> {
+  const { entry, target, body, route } = job
+  const api = INFERENCE_ROUTES[route].api
+  const enforcement = state.repairer?.enforcement(api, body, entry.id)
+  const sent = enforcement ? { ...upstreamBody, ...enforcement } : upstreamBody
+  const assembler =
+    api === 'openai'
+      ? state.repairer?.openAIStream(body, entry.id)
+      : state.repairer?.ollamaStream(body, entry.id)
+  const response = await send(state, ctx, target, route, JSON.stringify(sent))
+  const res = ctx.res
+  const contentType = String(response.headers['content-type'] ?? 'application/json')
+  if (response.statusCode >= 400 || !assembler) {
+    const text = await response.body.text()
+    ctx.record.status = response.statusCode
+    if (response.statusCode >= 400) {
+      state.stats.error(`${target.label}: ${response.statusCode} ${upstreamErrorMessage(text)}`)
+    }
+    res.writeHead(response.statusCode, {
+      'content-type': contentType,
+      ...veloHeaders(ctx, ctx.record.queueMs),
+    })
+    res.end(text)
+    return
+  }
+  res.writeHead(200, {
+    'content-type': contentType,
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+    ...veloHeaders(ctx, ctx.record.queueMs),
+  })
+  ctx.record.status = 200
+  const usage: Usage = { prompt: undefined, completion: undefined }
+  const frame = (event: unknown): string =>
+    api === 'openai' ? `data: ${JSON.stringify(event)}\n\n` : `${JSON.stringify(event)}\n`
+  const kept: string[] | undefined = job.lookup.key !== undefined && !job.lookup.noStore ? [] : undefined
+  let out = ''
+  let ended = false
+  const onObject = (text: string): void => {
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch {
+      // Not an event velo understands: it goes on as it came.
+      out += api === 'openai' ? `data: ${text}\n\n` : `${text}\n`
+      return
+    }
+    observeUsage(value, usage)
+    for (const event of assembler.push(value)) out += frame(event)
+  }
+  const finish = (): void => {
+    if (ended) return
+    ended = true
+    for (const event of assembler.end()) out += frame(event)
+  }
+  const parser =
+    api === 'openai'
+      ? createSSEParser((data) => {
+          if (data !== '[DONE]') onObject(data)
+          else {
+            finish()
+            out += 'data: [DONE]\n\n'
+          }
+        })
+      : createNDJSONSplitter(onObject)
+  const flush = async (): Promise<void> => {
+    if (!out) return
+    if (ctx.record.ttftMs === undefined) ctx.record.ttftMs = performance.now() - ctx.started
+    const chunk = out
+    out = ''
+    kept?.push(...frames(chunk, api === 'openai'))
+    const wait = writeChunk(res, chunk)
+    if (wait) await wait
+  }
+  try {
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      parser.feed(chunk)
+      await flush()
+    }
+    parser.end()
+    finish()
+    await flush()
+  } catch (error) {
+    if (ctx.abort.signal.aborted) throw new ClientClosed()
+    const message = `upstream ${target.label} failed mid-stream: ${describeNetworkError(error)}`
+    state.stats.error(message)
+    ctx.record.status = 502
+    res.end(streamErrorFrame(route, message))
+    return
+  }
+  res.end()
+  ctx.record.promptTokens = usage.prompt
+  ctx.record.completionTokens = usage.completion
+  if (kept) storeInCache(state, job.lookup, { status: 200, contentType, chunks: kept, body: undefined })
+}
+
 /** The client speaks the other API: translate the request, and the answer as it streams back. */
 async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
   const { entry, target, parsed, route } = job
@@ -502,6 +734,17 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     if (options) plan.body['options'] = options
   }
   if (entry.kind === 'managed' && job.admission.slot !== undefined) plan.body['id_slot'] = job.admission.slot
+  // Tool calls of a non-streamed chat are repaired in the client's format after translation (no
+  // corrective retries on this path: the retry turn would have to be translated back).
+  const repairs = repairsToolCalls(state, route, job.body) && !plan.stream
+  if (repairs) {
+    const enforcement = state.repairer?.enforcement(
+      entry.kind === 'ollama' ? 'ollama' : 'openai',
+      job.body,
+      entry.id,
+    )
+    if (enforcement) Object.assign(plan.body, enforcement)
+  }
   const response = await send(state, ctx, target, plan.upstreamRoute, JSON.stringify(plan.body))
   const res = ctx.res
   if (response.statusCode >= 400) {
@@ -526,7 +769,20 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
       )
     }
     observeUsage(upstream, usage)
-    const text = JSON.stringify(plan.respond(upstream))
+    let answer = plan.respond(upstream)
+    if (repairs) {
+      const repaired = repairAnswer(
+        state,
+        INFERENCE_ROUTES[route].api,
+        answer,
+        job.body,
+        entry.id,
+        state.repairer?.settings.retries ?? 0,
+      )
+      if (repaired.retry && !repaired.retry.retry) throw repaired.retry.error
+      answer = repaired.response
+    }
+    const text = JSON.stringify(answer)
     ctx.record.status = 200
     ctx.record.promptTokens = usage.prompt
     ctx.record.completionTokens = generates ? usage.completion : undefined

@@ -49,6 +49,8 @@ export interface Scheduler {
   pause(model: string): void
   resume(model: string): void
   snapshot(model: string): { queueDepth: number; running: number; capacity: number; paused: boolean }
+  /** Server shutdown: reject what is still queued and stop timers. */
+  close?(): void
 }
 
 export type CacheOutcome = 'hit' | 'semantic-hit' | 'miss' | 'bypass'
@@ -98,4 +100,6 @@ export interface ResponseCache {
     /** `up`, `down`, or `off` when no Redis tier is configured. */
     redis?: 'up' | 'down' | 'off'
   }
+  /** Server shutdown: disconnect shared tiers (Redis). */
+  close?(): Promise<void>
 }

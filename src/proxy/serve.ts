@@ -14,6 +14,7 @@ import { ensureSynthModel } from '../core/models/synth.js'
 import { expandHome } from '../core/paths.js'
 import type { Logger } from './logging.js'
 import type { ManagedSpec } from './managed.js'
+import { createPipeline, MANAGED_GROUP } from './pipeline.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { ProfileLookup } from './profiles.js'
 import { createVeloServer, type VeloServer } from './server.js'
@@ -109,7 +110,9 @@ export interface ServeOptions {
   autoOllama?: boolean
   /** Serve velo's synthetic model when nothing else is servable (default true). */
   defaultModel?: boolean
+  /** Replace the scheduler built from `config.scheduler` (tests). */
   scheduler?: Scheduler
+  /** Replace the response cache built from `config.cache` (tests). */
   cache?: ResponseCache
   profiles?: ProfileLookup
   /** Progress of a first-time engine build. */
@@ -139,12 +142,15 @@ export async function startServe(options: ServeOptions): Promise<VeloServer> {
     })
     return engine
   }
+  let selfUrl = ''
+  const pipeline = createPipeline(config, { logger: options.logger, selfUrl: () => selfUrl })
   const server = createVeloServer({
     config,
     version: options.version,
     logger: options.logger,
-    scheduler: options.scheduler,
-    cache: options.cache,
+    scheduler: options.scheduler ?? pipeline.scheduler,
+    cache: options.cache ?? pipeline.cache,
+    repairer: pipeline.repairer,
     profiles: options.profiles,
     llamaServer,
     managedModels: modelFileSpecs(options.modelFiles ?? [], config),
@@ -152,7 +158,17 @@ export async function startServe(options: ServeOptions): Promise<VeloServer> {
     defaultModel: options.defaultModel === false ? undefined : () => ensureSynthModel('tiny', env),
     env,
   })
-  await server.start()
+  // A cache given by the caller replaces the configured one: drop the unused one's Redis connection.
+  if (options.cache) void pipeline.cache.close()
+  selfUrl = await server.start()
+  // Model affinity: managed models share the machine's maxLoaded places; the scheduler admits only
+  // the models holding a place and switches when one goes idle or another has waited its bound, so
+  // the process manager (which loads on the first admitted request and evicts the least recently
+  // used) does not swap models on every request.
+  const managedIds = server.managed.specs().map((spec) => spec.id)
+  if (!options.scheduler && managedIds.length > config.managed.maxLoaded) {
+    pipeline.scheduler.defineGroup(MANAGED_GROUP, { models: managedIds, maxLoaded: config.managed.maxLoaded })
+  }
   // Managed models need the engine: find (or start building) it now rather than on the first request.
   if (server.managed.size > 0) {
     llamaServer().catch((error: unknown) => {

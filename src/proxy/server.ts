@@ -23,6 +23,7 @@ import { createMetrics, type VeloMetrics } from './metrics.js'
 import { passThroughScheduler } from './passthrough.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { AppliedProfile, ProfileLookup } from './profiles.js'
+import type { ToolCallRepairer } from './repair/index.js'
 import { StatsTracker } from './stats.js'
 import { buildStatus, refreshGauges } from './status.js'
 import type { VeloStatus } from './status-types.js'
@@ -37,6 +38,8 @@ export interface VeloServerOptions {
   scheduler?: Scheduler
   /** Response cache (issue 5); no caching when absent. */
   cache?: ResponseCache
+  /** Tool-call repair and enforcement (issue 5); responses pass as they are when absent. */
+  repairer?: ToolCallRepairer
   profiles?: ProfileLookup
   /**
    * The llama-server for managed models, asked at each start (it may be building); by default the
@@ -166,6 +169,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     scheduler,
     scheduling: options.scheduler !== undefined,
     cache: options.cache,
+    repairer: options.repairer,
     metrics,
     stats,
     logger,
@@ -514,7 +518,13 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         route = routeLabel(path)
         ctx.record.status = res.headersSent ? ctx.record.status || 500 : (veloError?.status ?? 500)
         if (ctx.record.status >= 500) stats.error(`${path}: ${errorMessage(error)}`)
-        res.setHeader('x-request-id', id)
+        if (!res.headersSent) {
+          res.setHeader('x-request-id', id)
+          if (ctx.important) {
+            res.setHeader('x-velo-queue-ms', String(Math.round(ctx.record.queueMs)))
+            res.setHeader('x-velo-cache', ctx.record.cache)
+          }
+        }
         sendError(res, ctx.family, error)
       })
       .finally(() => {
@@ -632,10 +642,12 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
           await new Promise((resolve) => setTimeout(resolve, 50))
           server.closeIdleConnections()
         }
+        // What is still queued will not get a place now: the scheduler answers it 503.
+        scheduler.close?.()
         for (const ctx of inFlight) ctx.abort.abort(new ClientClosed())
         server.closeAllConnections()
         await closed
-        await managed.stopAll()
+        await Promise.all([managed.stopAll(), options.cache?.close?.()])
         await Promise.all([...upstreams, ...(speech ? [speech] : [])].map((upstream) => upstream.close()))
       })()
       return closing

@@ -16,9 +16,19 @@ export function buildStatus(state: ProxyState, profiles: Map<string, string | un
       kind: entry.kind,
       upstream: own ? own.url : entry.upstream?.url,
       state: own ? own.state : upstreamDown ? 'failed' : 'ready',
-      slotsBusy: state.active.get(entry.id) ?? 0,
-      slotsTotal: own ? own.slotsTotal : scheduled.capacity,
-      queueDepth: state.waiting.get(entry.id) ?? 0,
+      ...(state.scheduling
+        ? // velo's scheduler holds the queue: its admitted requests that still wait for the model to
+          // load are queued, not busy.
+          {
+            slotsBusy: Math.max(0, scheduled.running - (own?.waiting ?? 0)),
+            slotsTotal: scheduled.capacity,
+            queueDepth: scheduled.queueDepth + (own?.waiting ?? 0),
+          }
+        : {
+            slotsBusy: state.active.get(entry.id) ?? 0,
+            slotsTotal: own ? own.slotsTotal : scheduled.capacity,
+            queueDepth: state.waiting.get(entry.id) ?? 0,
+          }),
       paused: scheduled.paused,
       requestsPerSecond: rates.requestsPerSecond,
       generationTokensPerSecond: rates.generationTokensPerSecond,
