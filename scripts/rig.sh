@@ -23,6 +23,16 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+# 2b. Chromium from Debian: tests open velo bench's --html report in it (headless).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "rig: installing chromium" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  else
+    echo "rig: chromium missing and cannot apt-get install it; HTML report tests will skip" >&2
+  fi
+fi
+
 # 3. Ollama, built from its Go module. The module zip drops llama.cpp's vendor/ headers
 #    (nlohmann json, stb, miniaudio); the llama.cpp source velo's engine uses carries them.
 OLLAMA_BIN="$RIG_CACHE/ollama-$OLLAMA_VERSION/bin/ollama"

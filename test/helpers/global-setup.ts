@@ -12,6 +12,8 @@ export interface RigInfo {
   tinyModel: string | undefined
   ollama: string | undefined
   redisServer: string | undefined
+  /** Debian's chromium, for tests that open velo's HTML reports in a real browser. */
+  chromium: string | undefined
   /** Why a backend is missing, by name; tests that need it skip with this reason (CI fails instead). */
   missing: Record<string, string>
 }
@@ -21,6 +23,9 @@ declare module 'vitest' {
     rig: RigInfo
   }
 }
+
+/** Where Debian's `chromium` package puts the browser (scripts/rig.sh installs it). */
+export const CHROMIUM_PATH = '/usr/bin/chromium'
 
 export const OLLAMA_VERSION = process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'
 
@@ -47,6 +52,8 @@ export default async function setup(project: TestProject): Promise<void> {
   const redisServer = (await which('redis-server', { nothrow: true })) ?? undefined
   if (!redisServer)
     missing['redis'] = 'no redis-server: apt-get install redis-server (or run scripts/rig.sh as root)'
+  const chromium = existsSync(CHROMIUM_PATH) ? CHROMIUM_PATH : undefined
+  if (!chromium) missing['chromium'] = 'no chromium: apt-get install chromium (or run scripts/rig.sh as root)'
   if (process.env['CI'] && Object.keys(missing).length > 0) {
     throw new Error(`CI: the rig is incomplete:\n${Object.values(missing).join('\n')}`)
   }
@@ -57,6 +64,7 @@ export default async function setup(project: TestProject): Promise<void> {
     tinyModel,
     ollama,
     redisServer,
+    chromium,
     missing,
   })
 }

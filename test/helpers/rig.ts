@@ -14,7 +14,7 @@ export function rig(): RigInfo {
 }
 
 /** True when the backend is missing; the reason is printed so a skip is never silent. */
-export function lacks(name: 'llama-server' | 'ollama' | 'redis'): boolean {
+export function lacks(name: 'llama-server' | 'ollama' | 'redis' | 'chromium'): boolean {
   const reason = rig().missing[name]
   if (reason) console.warn(`[rig] skipped: ${reason}`)
   return reason !== undefined
