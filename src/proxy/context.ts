@@ -8,6 +8,7 @@ import type { VeloMetrics } from './metrics.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { AppliedProfile } from './profiles.js'
 import type { ToolCallRepairer } from './repair/index.js'
+import type { AutoRouter } from './scheduler/auto-router.js'
 import type { RequestRecord, StatsTracker } from './stats.js'
 import type { Upstream } from './upstreams.js'
 
@@ -23,6 +24,8 @@ export interface ProxyState {
   scheduling: boolean
   cache: ResponseCache | undefined
   repairer: ToolCallRepairer | undefined
+  /** The `auto` alias (scheduler.auto); undefined when no rule and no default is configured. */
+  autoRouter: AutoRouter | undefined
   metrics: VeloMetrics
   stats: StatsTracker
   logger: Logger
@@ -58,6 +61,8 @@ export interface RequestContext {
   record: RequestRecord
   /** Log this request at info (inference) rather than debug (listings, health, metrics). */
   important: boolean
+  /** The model the `auto` alias chose for this request (`x-velo-routed-model`). */
+  routedModel?: string
 }
 
 /** The error a request ends with when its client closed the connection first. */

@@ -21,6 +21,7 @@ import type { ManagedLease } from './managed.js'
 import type { AdmissionLease, CachedResponse, CacheLookup } from './pipeline-types.js'
 import { mergeOllamaOptions } from './profiles.js'
 import type { RetryPlan } from './repair/index.js'
+import { describePrompt } from './scheduler/auto-router.js'
 import { prefixKeys } from './scheduler/prefix-affinity.js'
 import { resolvePriority } from './scheduler/scheduler.js'
 import { createNDJSONSplitter, createSSEParser, streamErrorMessage } from './translate/index.js'
@@ -71,7 +72,27 @@ function veloHeaders(ctx: RequestContext, queueMs: number): Record<string, strin
     'x-velo-upstream': ctx.record.upstream ?? '',
     'x-velo-queue-ms': String(Math.round(queueMs)),
     'x-velo-cache': ctx.record.cache,
+    ...(ctx.routedModel === undefined ? {} : { 'x-velo-routed-model': ctx.routedModel }),
   }
+}
+
+/**
+ * The model a request for the `auto` alias goes to (scheduler.auto rules), or undefined when the
+ * request names another model. A model that is really called `auto` wins when no rules are set.
+ */
+function routeAuto(state: ProxyState, body: Record<string, unknown>): string | undefined {
+  const alias = state.config.scheduler.auto.alias
+  if (body['model'] !== alias) return undefined
+  if (state.autoRouter) return state.autoRouter.route(describePrompt(body)).model
+  if (state.catalog.resolve(alias)) return undefined
+  throw new VeloError(
+    'VELO_MODEL_NOT_FOUND',
+    `model "${alias}" is the auto-routing alias, but no scheduler.auto rules or default are configured`,
+    {
+      suggestion:
+        'set scheduler.auto.rules (model, maxPromptChars, minPromptChars, tools) or scheduler.auto.default in velo.yaml',
+    },
+  )
 }
 
 /**
@@ -389,8 +410,15 @@ export async function handleInference(
   ctx: RequestContext,
   route: InferenceRoute,
 ): Promise<void> {
-  const raw = await readBody(ctx.req, state.config.server.bodyLimit)
-  const body = parseJsonBody(raw)
+  let raw = await readBody(ctx.req, state.config.server.bodyLimit)
+  let body = parseJsonBody(raw)
+  const routed = routeAuto(state, body)
+  if (routed !== undefined) {
+    // From here on the request is one for the chosen model: cache key, queue, upstream and answer.
+    ctx.routedModel = routed
+    body = { ...body, model: routed }
+    raw = Buffer.from(JSON.stringify(body))
+  }
   const parsed = parseRequest(route, body)
   ctx.record.model = parsed.model
   const entry = await state.resolveModel(parsed.model)

@@ -51,6 +51,8 @@ export interface Scheduler {
   snapshot(model: string): { queueDepth: number; running: number; capacity: number; paused: boolean }
   /** Server shutdown: reject what is still queued and stop timers. */
   close?(): void
+  /** Running totals for /metrics: rejections by reason, model switches. */
+  stats?(): { rejected: Record<string, number>; switches: number }
 }
 
 export type CacheOutcome = 'hit' | 'semantic-hit' | 'miss' | 'bypass'
@@ -97,6 +99,7 @@ export interface ResponseCache {
     bytes: number
     bypasses?: number
     evictions?: number
+    stores?: number
     /** `up`, `down`, or `off` when no Redis tier is configured. */
     redis?: 'up' | 'down' | 'off'
   }

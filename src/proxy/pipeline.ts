@@ -23,6 +23,8 @@ export interface PipelineOptions {
    * /v1/embeddings, so the embedding model can be any model velo serves (managed or upstream).
    */
   selfUrl: () => string
+  /** The semantic cache's nearest-neighbour similarity at each lookup (for the metrics histogram). */
+  onSimilarity?: (value: number, hit: boolean) => void
 }
 
 /** The group name of velo's managed llama-servers in the scheduler (model affinity). */
@@ -67,6 +69,7 @@ export function createPipeline(config: VeloConfig, options: PipelineOptions): Pi
   const cache = createResponseCache(config.cache, {
     embed: embeddingModel ? embedThrough(embeddingModel, options.selfUrl) : undefined,
     onEvent: (event) => {
+      if (event.type === 'similarity') options.onSimilarity?.(event.value, event.hit)
       if (event.type === 'redis') {
         logger[event.status === 'down' ? 'warn' : 'info'](
           { err: event.error },

@@ -14,6 +14,7 @@ import { ensureSynthModel } from '../core/models/synth.js'
 import { expandHome } from '../core/paths.js'
 import type { Logger } from './logging.js'
 import type { ManagedSpec } from './managed.js'
+import type { VeloMetrics } from './metrics.js'
 import { createPipeline, MANAGED_GROUP } from './pipeline.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { ProfileLookup } from './profiles.js'
@@ -143,7 +144,13 @@ export async function startServe(options: ServeOptions): Promise<VeloServer> {
     return engine
   }
   let selfUrl = ''
-  const pipeline = createPipeline(config, { logger: options.logger, selfUrl: () => selfUrl })
+  // The server (and its metrics registry) is made after the pipeline; lookups start only once it listens.
+  let similarity: VeloMetrics['cacheSimilarity'] | undefined
+  const pipeline = createPipeline(config, {
+    logger: options.logger,
+    selfUrl: () => selfUrl,
+    onSimilarity: (value, hit) => similarity?.observe({ hit: String(hit) }, value),
+  })
   const server = createVeloServer({
     config,
     version: options.version,
@@ -160,6 +167,7 @@ export async function startServe(options: ServeOptions): Promise<VeloServer> {
   })
   // A cache given by the caller replaces the configured one: drop the unused one's Redis connection.
   if (options.cache) void pipeline.cache.close()
+  similarity = server.metrics.cacheSimilarity
   selfUrl = await server.start()
   // Model affinity: managed models share the machine's maxLoaded places; the scheduler admits only
   // the models holding a place and switches when one goes idle or another has waited its bound, so

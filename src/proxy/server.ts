@@ -19,11 +19,12 @@ import { handleInference } from './inference.js'
 import { ollamaPs, ollamaShow, ollamaTags, ollamaVersion, openaiModel, openaiModels } from './listing.js'
 import { type Logger, silentLogger } from './logging.js'
 import { ManagedModels, type ManagedSpec } from './managed.js'
-import { createMetrics, type VeloMetrics } from './metrics.js'
+import { createMetrics, registerStageMetrics, type VeloMetrics } from './metrics.js'
 import { passThroughScheduler } from './passthrough.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { AppliedProfile, ProfileLookup } from './profiles.js'
 import type { ToolCallRepairer } from './repair/index.js'
+import { createAutoRouter } from './scheduler/auto-router.js'
 import { StatsTracker } from './stats.js'
 import { buildStatus, refreshGauges } from './status.js'
 import type { VeloStatus } from './status-types.js'
@@ -124,6 +125,13 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     for (const listener of listeners) listener()
   }
   const scheduler = options.scheduler ?? passThroughScheduler()
+  const { cache: responseCache, repairer } = options
+  const schedulerStats = scheduler.stats?.bind(scheduler)
+  registerStageMetrics(metrics.registry, {
+    cache: responseCache ? () => responseCache.stats() : undefined,
+    scheduler: schedulerStats,
+    toolCalls: repairer ? () => ({ ...repairer.stats() }) : undefined,
+  })
   const upstreams = config.upstreams.map((entry) => new Upstream(entry))
   const managed = new ManagedModels({
     resolveServer:
@@ -170,6 +178,10 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     scheduling: options.scheduler !== undefined,
     cache: options.cache,
     repairer: options.repairer,
+    autoRouter:
+      config.scheduler.auto.rules.length > 0 || config.scheduler.auto.default !== undefined
+        ? createAutoRouter(config.scheduler.auto)
+        : undefined,
     metrics,
     stats,
     logger,
