@@ -164,6 +164,10 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
   const refreshUpstreams = async (): Promise<void> => {
     lastRefresh = Date.now()
     await Promise.all(upstreams.map((upstream) => upstream.refresh()))
+    for (const upstream of upstreams) {
+      if (upstream.slots === undefined) continue
+      for (const model of upstream.models) scheduler.setCapacity(model.name, upstream.slots, { slots: true })
+    }
     catalog.invalidate()
     notify()
   }

@@ -40,6 +40,8 @@ export class Upstream {
   lastErrorAt: string | undefined
   models: UpstreamModel[] = []
   version: string | undefined
+  /** Parallel slots the server reports (llama-server); undefined when it does not say. */
+  slots: number | undefined
   /** Path prefix before `/api` or `/v1` (usually empty). */
   private readonly prefix: string
 
@@ -114,11 +116,26 @@ export class Upstream {
         if (typeof version === 'string') this.version = version
       }
       this.models = await this.listModels()
+      if (this.kind === 'openai') this.slots ??= await this.probeSlots()
       this.healthy = true
     } catch (error) {
       this.markDown(error)
       // Configured names stay servable while the upstream is down: clients get a 502 naming it, not a 404.
       if (this.only && this.kind) this.models = this.filter([])
+    }
+  }
+
+  /**
+   * llama-server says how many requests it runs at once (`/props` total_slots); admitting more only
+   * piles them up inside the engine, admitting fewer leaves slots idle. Other servers do not say.
+   */
+  private async probeSlots(): Promise<number | undefined> {
+    try {
+      const { status, body } = await this.getJson('/props')
+      const slots = (body as { total_slots?: unknown } | undefined)?.total_slots
+      return status === 200 && typeof slots === 'number' && slots > 0 ? slots : undefined
+    } catch {
+      return undefined
     }
   }
 

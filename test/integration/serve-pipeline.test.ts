@@ -4,10 +4,11 @@ import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseConfig } from '../../src/core/config/load.js'
 import type { VeloConfigInput } from '../../src/core/config/schema.js'
+import type { LlamaServer } from '../../src/core/engine/llama-server.js'
 import { startServe } from '../../src/proxy/serve.js'
 import type { VeloServer } from '../../src/proxy/server.js'
 import type { VeloStatus } from '../../src/proxy/status-types.js'
-import { lacks, required, rig } from '../helpers/rig.js'
+import { lacks, required, rig, startRigLlamaServer } from '../helpers/rig.js'
 
 /**
  * velo serve as `velo serve` builds it (startServe: scheduler, response cache and tool-call repair
@@ -317,5 +318,25 @@ describe.skipIf(lacks('llama-server'))('velo serve model affinity with managed m
     expect(loads('model-b')).toBeGreaterThanOrEqual(1)
     // Queued requests of the loaded model are served before switching: about one load per round.
     expect(loads('model-a') + loads('model-b')).toBeLessThanOrEqual((agents * rounds) / 3)
+  })
+})
+
+describe.skipIf(lacks('llama-server'))('admission capacity of an OpenAI-compatible upstream', () => {
+  let upstream: LlamaServer
+  let started: Started
+  beforeAll(async () => {
+    // --parallel 6: more than the scheduler's default capacity (4), so a default would throttle it.
+    upstream = await startRigLlamaServer({ args: ['--parallel', '6'], alias: 'velo-tiny' })
+    started = await serve({ upstreams: [{ url: `${upstream.url}/v1` }] })
+  })
+  afterAll(async () => {
+    await started?.velo.close()
+    await upstream?.stop()
+  })
+
+  it('admits as many requests as llama-server has slots (from /props), not the default', async () => {
+    const model = await modelStatus(started.velo, 'velo-tiny')
+    expect(model.kind).toBe('openai')
+    expect(model.slotsTotal).toBe(6)
   })
 })
