@@ -53,7 +53,8 @@ describe.skipIf(lacks('llama-server') || lacks('chromium'))(
         concurrency: [1, 2],
         requests: 4,
         promptTokens: 64,
-        genTokens: 8,
+        // Enough tokens that the stream spans several reads even on a fast machine.
+        genTokens: 32,
         warmup: 1,
         repetitions: 1,
         sweep: [],
@@ -157,6 +158,11 @@ describe.skipIf(lacks('llama-server') || lacks('chromium'))(
         const largest = Math.max(...values)
         const clear = values.filter((value) => value > largest / 100).length
         const nonZero = values.filter((value) => value > 0).length
+        // A fast machine can deliver a whole stream in one read: every gap 0 ms, so no bar at all.
+        if (id === 'itl-percentiles' && nonZero === 0) {
+          expect(byId.get(id)?.bars, id).toBe(0)
+          continue
+        }
         expect(clear, id).toBeGreaterThan(0)
         expect(byId.get(id)?.bars, id).toBeGreaterThanOrEqual(clear)
         expect(byId.get(id)?.bars, id).toBeLessThanOrEqual(nonZero)
