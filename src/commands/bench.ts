@@ -16,6 +16,7 @@ export default class Bench extends VeloCommand {
     '<%= config.bin %> bench --gguf model.gguf --set threads=2,4 --concurrency 1,4',
     '<%= config.bin %> bench --gguf model.gguf --micro',
     '<%= config.bin %> bench --url http://127.0.0.1:8000 --repetitions 3 --baseline main.json --fail-on-regression 10',
+    '<%= config.bin %> bench --result pr.json --baseline main.json --fail-on-regression 10 --md summary.md',
   ]
   static override enableJsonFlag = true
   static override flags = {
@@ -107,6 +108,11 @@ export default class Bench extends VeloCommand {
     md: Flags.string({ description: 'write a Markdown report (also appended to $GITHUB_STEP_SUMMARY)' }),
     html: Flags.string({ description: 'write a self-contained HTML report with charts' }),
     baseline: Flags.string({ description: 'a previous `velo bench --json` result to compare with' }),
+    result: Flags.string({
+      description:
+        'an earlier `velo bench --json` result to report on and compare with --baseline, instead of measuring',
+      exclusive: ['url', 'gguf'],
+    }),
     'fail-on-regression': Flags.integer({
       min: 0,
       description: 'exit 1 when a figure is this many percent worse than the baseline, beyond noise',
@@ -152,6 +158,7 @@ export default class Bench extends VeloCommand {
           md: flags.md,
           html: flags.html,
           baseline: flags.baseline,
+          result: flags.result,
           failOnRegression: flags['fail-on-regression'],
           timeout: flags.timeout,
           seed: flags.seed,

@@ -11,6 +11,7 @@ import { runBench } from '../../src/core/bench/run.js'
 import type { BenchOptions, BenchReport, BenchRow, Summary } from '../../src/core/bench/types.js'
 import type { LlamaServer } from '../../src/core/engine/llama-server.js'
 import { VeloError } from '../../src/core/errors.js'
+import { ensureSynthModel } from '../../src/core/models/synth.js'
 import { liveProcesses } from '../../src/core/process/supervise.js'
 import { lacks, type RigOllama, required, rig, startRigLlamaServer, startRigOllama } from '../helpers/rig.js'
 
@@ -256,6 +257,120 @@ describe.skipIf(lacks('llama-server'))('velo bench managing llama-server itself'
     expect(threads.size).toBe(1)
     for (const result of report.micro) expect(result.tokensPerSec).toBeGreaterThan(0)
   })
+})
+
+/**
+ * Every figure of a row is there: client latencies (TTFT, ITL, TPOT, e2e) as full summaries (mean,
+ * median, p90, p99, stddev, min, max, in order), throughputs, the engine's own prompt and generation
+ * speeds, token counts, goodput under the SLO, decode efficiency, and each repetition's figures.
+ */
+function expectAllFigures(row: BenchRow, requests: number): void {
+  expectComplete(row, requests)
+  for (const summary of [
+    row.client.ttftMs,
+    row.client.itlMs,
+    row.client.tpotMs,
+    row.client.e2eMs,
+    row.engine.promptTokensPerSec,
+    row.engine.generationTokensPerSec,
+    row.tokens.prompt,
+    row.tokens.output,
+  ]) {
+    expectOrdered(summary)
+    for (const value of Object.values(summary ?? {})) expect(Number.isFinite(value)).toBe(true)
+    expect(summary?.mean).toBeGreaterThan(0)
+  }
+  expect(row.goodput?.requests).toBe(requests)
+  expect(row.goodput?.requestsPerSec).toBeGreaterThan(0)
+  expect(row.decode?.boundTokensPerSec).toBeGreaterThan(0)
+  expect(row.decode?.efficiency).toBeGreaterThan(0)
+  expect(row.perRepetition).toHaveLength(row.repetitions)
+  for (const figures of row.perRepetition) {
+    for (const [name, value] of Object.entries(figures)) {
+      expect(value, name).toBeGreaterThan(0)
+    }
+  }
+}
+
+/** Issue 6: at concurrency 1, 2 and 4, against llama-server and Ollama, every figure is produced. */
+const LEVELS = { concurrency: [1, 2, 4], requests: 4, promptTokens: 48, genTokens: 8, repetitions: 2 }
+
+describe.skipIf(lacks('llama-server'))(
+  'velo bench at concurrency 1,2,4 on llama-server (small synthetic model)',
+  () => {
+    let server: LlamaServer
+    beforeAll(async () => {
+      // One thread: on a busy 2-core machine a server spinning on both cores slows to a crawl.
+      server = await startRigLlamaServer({
+        model: await ensureSynthModel('small'),
+        alias: 'velo-small',
+        args: ['--parallel', '4', '--threads', '1'],
+      })
+    }, 120_000)
+    afterAll(async () => {
+      await server?.stop()
+    })
+
+    it('produces every figure at each level', async () => {
+      const report = await runBench(
+        options({ url: server.url, ...LEVELS, slo: { ttftMs: 600_000 }, bandwidth: 20e9 }),
+      )
+      expect(report.aborted).toBeUndefined()
+      expect(report.rows.map((row) => [row.model, row.concurrency])).toEqual([
+        ['velo-small', 1],
+        ['velo-small', 2],
+        ['velo-small', 4],
+      ])
+      for (const row of report.rows) {
+        expectAllFigures(row, LEVELS.requests * LEVELS.repetitions)
+        expect(row.tokens.output).toMatchObject({ min: 8, max: 8 })
+      }
+    }, 300_000)
+  },
+)
+
+describe.skipIf(lacks('ollama'))('velo bench at concurrency 1,2,4 on Ollama (small synthetic model)', () => {
+  let ollama: RigOllama
+  beforeAll(async () => {
+    ollama = await startRigOllama()
+    await ollama.create('velo-small', await ensureSynthModel('small'))
+  }, 180_000)
+  afterAll(async () => {
+    await ollama?.stop()
+  })
+
+  it('produces every figure at each level', async () => {
+    // The rig's Ollama is built without SIMD kernels: the small model decodes ~50x slower than on
+    // llama-server, so one repetition of the fewest requests that fill level 4, with short prompts.
+    const report = await runBench(
+      options({
+        url: ollama.url,
+        models: ['velo-small'],
+        ...LEVELS,
+        repetitions: 1,
+        promptTokens: 40,
+        genTokens: 4,
+        // One thread, as for llama-server above: Ollama's runner on both cores of a busy machine crawls.
+        sweep: [{ key: 'num_thread', target: 'request', values: [1] }],
+        slo: { ttftMs: 600_000 },
+        bandwidth: 20e9,
+      }),
+    )
+    expect(report.target.kind).toBe('ollama')
+    expect(report.aborted).toBeUndefined()
+    expect(report.rows.map((row) => [row.concurrency, row.params])).toEqual([
+      [1, { num_thread: 1 }],
+      [2, { num_thread: 1 }],
+      [4, { num_thread: 1 }],
+    ])
+    for (const row of report.rows) {
+      // Ollama cannot ignore EOS, but a random-weight model all but never emits it early; at least
+      // two tokens are needed for ITL and TPOT.
+      expect(row.tokens.output?.min).toBeGreaterThanOrEqual(2)
+      expect(row.tokens.output?.max).toBeLessThanOrEqual(4)
+      expectAllFigures(row, LEVELS.requests)
+    }
+  }, 600_000)
 })
 
 describe('velo bench when things go wrong', () => {

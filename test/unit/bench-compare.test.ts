@@ -57,6 +57,41 @@ describe('baseline comparison', () => {
     expect(result?.regressed).toBe(false)
   })
 
+  it('does not let one noisy repetition hide a regression by inflating the noise', () => {
+    // Four tight repetitions and one wild one: 20% slower is still a regression.
+    const baseline = [100, 101, 99, 100, 30]
+    const current = [80, 81, 79, 80, 160]
+    const result = compareFigure('row', 'tok/s', 'higher', baseline, current, 10)
+    expect(result?.worsePct).toBeCloseTo(20)
+    expect(result?.noisePct).toBeLessThan(3)
+    expect(result?.regressed).toBe(true)
+  })
+
+  it('fails a baseline exactly 20% better at the default 10% threshold, and passes the same result', () => {
+    // Throughput x1.2 and latency /1.2: 16.7% and 20% worse than the baseline.
+    const measured = report([rowAt('m', 1, [1, 1.04, 0.97, 1.02, 0.99]), rowAt('m', 2, [2, 2.1, 1.95])])
+    const better = report(
+      measured.rows.map((row) => ({
+        ...row,
+        perRepetition: row.perRepetition.map((figures) => ({
+          ...figures,
+          outputTokensPerSec: figures.outputTokensPerSec * 1.2,
+          e2eMedianMs: (figures.e2eMedianMs ?? 0) / 1.2,
+        })),
+      })),
+    )
+    const failed = compareReports(measured, better, 10)
+    expect(failed.regressions.map((figure) => `${figure.row} ${figure.figure}`).sort()).toEqual([
+      'm c=1 e2e median ms',
+      'm c=1 output tok/s',
+      'm c=2 e2e median ms',
+      'm c=2 output tok/s',
+    ])
+    const tokens = failed.regressions.find((figure) => figure.figure === 'output tok/s')
+    expect(tokens?.worsePct).toBeCloseTo(16.67, 1)
+    expect(compareReports(measured, measured, 10).regressions).toEqual([])
+  })
+
   it('lists rows of the baseline that were not measured', () => {
     const comparison = compareReports(
       report([rowAt('m', 1, [1])]),

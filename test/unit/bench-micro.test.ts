@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { llamaBenchArgs, parseLlamaBenchJson } from '../../src/core/bench/micro.js'
+import {
+  decodeStepsPerSec,
+  llamaBenchArgs,
+  parseLlamaBenchJson,
+  promptTokensPerSec,
+} from '../../src/core/bench/micro.js'
 
 const OUTPUT = `[
   {"build_commit": "de3ff81", "model_filename": "/m.gguf", "n_threads": 2, "n_prompt": 512, "n_gen": 0,
@@ -44,5 +49,26 @@ describe('llama-bench microbenchmarks', () => {
       args: ['-b', '512', '-fa', 'on'],
     })
     expect(llamaBenchArgs([]).threads).toBeUndefined()
+  })
+
+  it('passes the scheduling arguments on, so both sides run at the same priority', () => {
+    expect(llamaBenchArgs(['--prio', '2', '--poll', '0', '-C', 'f', '--cpu-strict', '1', '-t', '1'])).toEqual(
+      {
+        threads: 1,
+        args: ['--prio', '2', '--poll', '0', '-C', 'f', '--cpu-strict', '1'],
+      },
+    )
+    // `-1` is a value (low priority), not the next flag.
+    expect(llamaBenchArgs(['--prio', '-1']).args).toEqual(['--prio', '-1'])
+    expect(llamaBenchArgs(['--prio', '--mlock']).args).toEqual([])
+  })
+
+  it('counts decode steps from llama-server timings: N tokens took N - 1 steps', () => {
+    // 128 tokens: the first came from the prompt's logits, 127 decode steps in 1000 ms.
+    expect(decodeStepsPerSec({ predicted_n: 128, predicted_ms: 1000 })).toBe(127)
+    expect(decodeStepsPerSec({ predicted_n: 1, predicted_ms: 0.001 })).toBeUndefined()
+    expect(decodeStepsPerSec({})).toBeUndefined()
+    expect(promptTokensPerSec({ prompt_n: 512, prompt_ms: 250 })).toBe(2048)
+    expect(promptTokensPerSec({ prompt_n: 0, prompt_ms: 1 })).toBeUndefined()
   })
 })

@@ -6,6 +6,7 @@ import {
   mean,
   median,
   percentile,
+  robustSpread,
   seededRandom,
   stddev,
   summarize,
@@ -97,5 +98,13 @@ describe('bench statistics', () => {
     expect(Math.min(...gaps)).toBeGreaterThanOrEqual(0)
     // An exponential distribution's standard deviation equals its mean.
     expect(stddev(gaps) / mean(gaps)).toBeCloseTo(1, 1)
+  })
+
+  it('measures a robust spread that one wild value barely moves', () => {
+    // Median 3, absolute deviations 2 1 0 1 2: MAD 1, scaled to a standard deviation.
+    expect(robustSpread([1, 2, 3, 4, 5])).toBeCloseTo(1.4826)
+    expect(robustSpread([1, 2, 3, 4, 500])).toBeCloseTo(1.4826)
+    expect(robustSpread([7])).toBe(0)
+    expect(robustSpread([])).toBe(0)
   })
 })

@@ -40,6 +40,8 @@ export interface BenchCliInput {
   md?: string | undefined
   html?: string | undefined
   baseline?: string | undefined
+  /** An earlier `--json` result to report on (and compare) instead of measuring. */
+  result?: string | undefined
   failOnRegression?: number | undefined
   timeout: string
   seed?: number | undefined
@@ -90,14 +92,18 @@ function number(value: string | undefined, flag: string): number | undefined {
   return parsed
 }
 
-/** Turn the command's flags into runBench options, with errors that name the flag. */
-export function toBenchOptions(input: BenchCliInput): BenchOptions {
+function checkComparison(input: BenchCliInput): void {
   if (input.failOnRegression !== undefined && input.baseline === undefined) {
     throw bad('--fail-on-regression: needs --baseline FILE to compare with')
   }
   if (input.failOnRegression !== undefined && !(input.failOnRegression >= 0)) {
     throw bad(`--fail-on-regression: expected a percentage of 0 or more, got ${input.failOnRegression}`)
   }
+}
+
+/** Turn the command's flags into runBench options, with errors that name the flag. */
+export function toBenchOptions(input: BenchCliInput): BenchOptions {
+  checkComparison(input)
   const managed =
     input.gguf === undefined
       ? undefined
@@ -136,24 +142,36 @@ export function toBenchOptions(input: BenchCliInput): BenchOptions {
   }
 }
 
-/**
- * What `velo bench` does: run, compare with the baseline, write the --csv/--md/--html files (also
- * after a run that stopped early, with what it measured), and append the Markdown to
- * `$GITHUB_STEP_SUMMARY` when that is set.
- */
-export async function benchFromCli(
-  input: BenchCliInput,
-  onProgress?: ProgressListener,
-): Promise<BenchCliResult> {
+/** Measure as the flags say: the server at --url, or a llama-server velo starts from --gguf. */
+async function measure(input: BenchCliInput, onProgress?: ProgressListener): Promise<BenchReport> {
   const options = toBenchOptions(input)
   if (options.managed) {
     // The same llama-server as every other velo command: engine.llamaServer from the config first.
     const { config } = await loadConfig(input.config)
     options.managed.serverPath ??= config.engine.llamaServer
   }
+  return runBench(options, onProgress)
+}
+
+/**
+ * What `velo bench` does: run (or, with --result, take an earlier run's report), compare with the
+ * baseline, write the --csv/--md/--html files (also after a run that stopped early, with what it
+ * measured), and append the Markdown to `$GITHUB_STEP_SUMMARY` when that is set.
+ */
+export async function benchFromCli(
+  input: BenchCliInput,
+  onProgress?: ProgressListener,
+): Promise<BenchCliResult> {
+  if (input.result !== undefined && (input.url !== undefined || input.gguf !== undefined)) {
+    throw bad('--result: give an earlier result or a server to measure (--url, --gguf), not both')
+  }
+  checkComparison(input)
   // Read the baseline before measuring, so a bad file fails in a second, not after the run.
   const baseline = input.baseline === undefined ? undefined : await loadBaseline(input.baseline)
-  const report = await runBench(options, onProgress)
+  const report =
+    input.result === undefined
+      ? await measure(input, onProgress)
+      : await loadBaseline(input.result, '--result')
   let regressions: string[] = []
   if (baseline && input.baseline) {
     report.comparison = compareReports(report, baseline, input.failOnRegression ?? 10, input.baseline)

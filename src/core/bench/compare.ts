@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { errorMessage, VeloError } from '../errors.js'
 import { paramsLabel } from './parse.js'
-import { median, stddev } from './stats.js'
+import { median, robustSpread } from './stats.js'
 import {
   BENCH_SCHEMA,
   type BenchReport,
@@ -25,8 +25,11 @@ const FIGURES: { key: keyof RepetitionFigures; name: string; better: 'higher' | 
   { key: 'goodputPerSec', name: 'goodput req/s', better: 'higher' },
 ]
 
-/** How far apart two sets of repetitions must be before a difference is more than noise. */
+/** How many standard errors apart two medians must be before a difference is more than noise. */
 const NOISE_SIGMAS = 2
+
+/** The standard error of a median is about this many times that of a mean (normal values). */
+const MEDIAN_EFFICIENCY = 1.2533
 
 export function rowKey(row: Pick<BenchRow, 'model' | 'concurrency' | 'params'>): string {
   const params = paramsLabel(row.params)
@@ -39,9 +42,12 @@ function microKey(result: MicroResult): string {
 }
 
 /**
- * Compare one figure: the median of each side's repetitions, worse by how many percent, and the
- * spread of both sides' repetitions in percent of the baseline. It regressed when it is worse by
- * more than the threshold and by more than the noise, so one noisy repetition cannot fail a build.
+ * Compare one figure: the median of each side's repetitions, worse by how many percent, and the noise:
+ * the standard error of the difference between the two medians, from each side's spread over its
+ * repetitions, in percent of the baseline. It regressed when it is worse by more than the threshold
+ * and by more than twice the noise. Medians and spreads (median absolute deviation) are both robust,
+ * so one wild repetition neither fails a build nor hides a regression by inflating the noise; a
+ * noisy run, or one with few repetitions, has a wide noise band and fails only on large differences.
  */
 export function compareFigure(
   row: string,
@@ -56,8 +62,13 @@ export function compareFigure(
   const current = median(currentValues)
   if (!(baseline > 0)) return undefined
   const worsePct = ((better === 'higher' ? baseline - current : current - baseline) / baseline) * 100
-  const spread = Math.sqrt(stddev(baselineValues) ** 2 + stddev(currentValues) ** 2)
-  const noisePct = (spread / baseline) * 100
+  const standardError =
+    MEDIAN_EFFICIENCY *
+    Math.sqrt(
+      robustSpread(baselineValues) ** 2 / baselineValues.length +
+        robustSpread(currentValues) ** 2 / currentValues.length,
+    )
+  const noisePct = (standardError / baseline) * 100
   return {
     row,
     figure,
@@ -125,19 +136,19 @@ export function compareReports(
   }
 }
 
-/** Read a previous `velo bench --json` result. */
-export async function loadBaseline(path: string): Promise<BenchReport> {
+/** Read a previous `velo bench --json` result; errors name `flag` (`--baseline`, `--result`). */
+export async function loadBaseline(path: string, flag = '--baseline'): Promise<BenchReport> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    throw new VeloError('VELO_BAD_REQUEST', `--baseline: cannot read ${path}: ${errorMessage(error)}`)
+    throw new VeloError('VELO_BAD_REQUEST', `${flag}: cannot read ${path}: ${errorMessage(error)}`)
   }
   let parsed: unknown
   try {
     parsed = JSON.parse(text)
   } catch {
-    throw new VeloError('VELO_BAD_REQUEST', `--baseline ${path}: not valid JSON`, {
+    throw new VeloError('VELO_BAD_REQUEST', `${flag} ${path}: not valid JSON`, {
       suggestion: 'write the baseline with `velo bench --json > baseline.json`',
     })
   }
@@ -145,7 +156,7 @@ export async function loadBaseline(path: string): Promise<BenchReport> {
   if (report.schema !== BENCH_SCHEMA || !Array.isArray(report.rows) || !Array.isArray(report.micro)) {
     throw new VeloError(
       'VELO_BAD_REQUEST',
-      `--baseline ${path}: not a velo bench report (schema ${BENCH_SCHEMA})`,
+      `${flag} ${path}: not a velo bench report (schema ${BENCH_SCHEMA})`,
       {
         suggestion: 'write the baseline with `velo bench --json > baseline.json`',
       },
@@ -153,7 +164,7 @@ export async function loadBaseline(path: string): Promise<BenchReport> {
   }
   for (const [index, row] of report.rows.entries()) {
     if (!row || typeof row.model !== 'string' || !Array.isArray(row.perRepetition)) {
-      throw new VeloError('VELO_BAD_REQUEST', `--baseline ${path}: rows[${index}] is not a bench row`)
+      throw new VeloError('VELO_BAD_REQUEST', `${flag} ${path}: rows[${index}] is not a bench row`)
     }
   }
   return report as BenchReport

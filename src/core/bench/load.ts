@@ -221,7 +221,10 @@ export async function runLevel(plan: LevelPlan): Promise<LevelRun> {
       const inFlight = new Set<Promise<void>>()
       let nextAt = start
       while (canIssue()) {
-        await sleep(nextAt - performance.now(), signal)
+        // Timers may fire a fraction of a millisecond early: wait until the arrival time has passed.
+        while (!signal.aborted && performance.now() < nextAt) {
+          await sleep(Math.ceil(nextAt - performance.now()), signal)
+        }
         while (inFlight.size >= plan.concurrency) await Promise.race(inFlight)
         if (!canIssue()) break
         const running: Promise<void> = one().finally(() => inFlight.delete(running))

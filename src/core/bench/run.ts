@@ -13,7 +13,7 @@ import { errorMessage, VeloError } from '../errors.js'
 import { aggregateRow } from './aggregate.js'
 import { hardwareInfo, veloVersion } from './environment.js'
 import { type LevelRun, type RequestRecord, runLevel, timeRequest } from './load.js'
-import { llamaBenchArgs, runLlamaBench, runMicroBench } from './micro.js'
+import { type InterleavedLlamaBench, llamaBenchArgs, runMicroBench } from './micro.js'
 import { combinations, paramsLabel, serverArgs } from './parse.js'
 import { median, seededRandom } from './stats.js'
 import {
@@ -134,10 +134,6 @@ async function resolveModels(
 function siblingBench(serverPath: string): string | undefined {
   const bench = join(dirname(serverPath), 'llama-bench')
   return existsSync(bench) ? bench : undefined
-}
-
-function threadsOf(args: readonly string[]): number {
-  return llamaBenchArgs(args).threads ?? Math.max(1, cpus().length)
 }
 
 /**
@@ -392,10 +388,28 @@ export async function runBench(
     model: string,
     params: Record<string, ParamValue>,
     requestOptions: Record<string, ParamValue>,
+    withLlamaBench: boolean,
+    serverCombo: Record<string, ParamValue>,
   ) => {
     if (!options.micro) return
     measuring = true
-    const threads = options.managed ? threadsOf(target.serverArgs) : undefined
+    // llama-bench on the same GGUF with the same threads (and priority, batch sizes, ...); without
+    // --threads both use the engine's default, and the report shows the count llama-bench used.
+    const mapped = llamaBenchArgs(target.serverArgs)
+    let llamaBench: InterleavedLlamaBench | undefined
+    if (withLlamaBench && options.micro.llamaBench && options.managed) {
+      if (!engine?.benchPath) {
+        throw new StopRun(new VeloError('VELO_ENGINE_NOT_FOUND', 'llama-bench is not beside llama-server'))
+      }
+      llamaBench = {
+        benchPath: engine.benchPath,
+        gguf: options.managed.gguf,
+        model,
+        threads: mapped.threads,
+        args: mapped.args,
+        params: serverCombo,
+      }
+    }
     const results = await runMicroBench({
       client: target.client,
       model,
@@ -404,36 +418,16 @@ export async function runBench(
       repetitions: options.repetitions,
       params,
       options: requestOptions,
-      threads,
+      threads: options.managed ? mapped.threads : undefined,
+      llamaBench,
       seed,
+      timeoutMs: options.timeoutMs,
       signal: options.signal,
       onProgress: (message) =>
         onProgress({ phase: 'micro', message: `${model}: ${message}`, percent: percent() }),
     })
     micro.push(...results)
     doneUnits += levelsPerCombo * (requests ?? 1)
-  }
-
-  const runLlamaBenchFor = async (target: Target, model: string, params: Record<string, ParamValue>) => {
-    if (!options.micro?.llamaBench || !options.managed) return
-    if (!engine?.benchPath) {
-      throw new StopRun(new VeloError('VELO_ENGINE_NOT_FOUND', 'llama-bench is not beside llama-server'))
-    }
-    onProgress({ phase: 'micro', message: `${model}: llama-bench`, percent: percent() })
-    const mapped = llamaBenchArgs(target.serverArgs)
-    micro.push(
-      ...(await runLlamaBench({
-        benchPath: engine.benchPath,
-        gguf: options.managed.gguf,
-        model,
-        promptTokens: options.micro.promptTokens,
-        genTokens: options.micro.genTokens,
-        repetitions: options.repetitions,
-        threads: threadsOf(target.serverArgs),
-        args: mapped.args,
-        params,
-      })),
-    )
   }
 
   try {
@@ -455,12 +449,12 @@ export async function runBench(
         const resolved = await resolveModels(target.client, wanted)
         for (const { id, info } of resolved) {
           await describeModel(target, id, info)
-          for (const requestCombo of requestCombos) {
+          for (const [index, requestCombo] of requestCombos.entries()) {
             const params = { ...serverCombo, ...requestCombo }
-            if (options.micro) await measureMicro(target, id, params, requestCombo)
+            // llama-bench knows no request options: it runs beside the first combination only.
+            if (options.micro) await measureMicro(target, id, params, requestCombo, index === 0, serverCombo)
             else await measureLevels(target, id, params, requestCombo)
           }
-          if (options.micro) await runLlamaBenchFor(target, id, serverCombo)
         }
       } finally {
         await closeTarget(target)

@@ -37,6 +37,17 @@ export function median(values: readonly number[]): number {
   )
 }
 
+/**
+ * Robust spread: the median absolute deviation from the median, scaled by 1.4826 so that it estimates
+ * the standard deviation of normally distributed values. One wild value moves it as little as it
+ * moves the median; 0 for fewer than two values.
+ */
+export function robustSpread(values: readonly number[]): number {
+  if (values.length < 2) return 0
+  const center = median(values)
+  return 1.4826 * median(values.map((value) => Math.abs(value - center)))
+}
+
 /** count, mean, median, p90, p99, stddev, min and max of finite values; undefined when there are none. */
 export function summarize(values: readonly number[]): Summary | undefined {
   const finite = values.filter((value) => Number.isFinite(value))

@@ -208,7 +208,10 @@ export interface FigureComparison {
   current: number
   /** How much worse (positive) or better (negative) the current figure is, in percent. */
   worsePct: number
-  /** The run-to-run spread of this figure in percent of the baseline (0 with one repetition). */
+  /**
+   * The standard error of the difference between the two medians, from each side's spread over its
+   * repetitions (median absolute deviation), in percent of the baseline; 0 with one repetition.
+   */
   noisePct: number
   regressed: boolean
 }
