@@ -5,6 +5,7 @@ import { loadConfig } from '../core/config/load.js'
 import { parseBytes, parseDuration } from '../core/config/units.js'
 import { VeloError } from '../core/errors.js'
 import { type OptimizeResult, optimize } from '../core/optimize/optimize.js'
+import { WAIT_IDLE_DEFAULTS } from '../core/optimize/quiet.js'
 import { bestLabel, eventLine, liveLine, renderOptimizeResult } from '../core/optimize/render.js'
 import { expandHome } from '../core/paths.js'
 import type { Goal } from '../core/profiles/schema.js'
@@ -91,6 +92,14 @@ export default class Optimize extends VeloCommand {
       description: 'discard an interrupted run’s trial log and start over',
       exclusive: ['resume'],
     }),
+    axes: Flags.string({
+      description:
+        'search only these axes, e.g. threads,parallel (gpuLayers, threads, parallel, flashAttention, kvCache, ubatch, batch)',
+    }),
+    'wait-idle': Flags.boolean({
+      description:
+        'wait for other processes to go idle before each trial and repeat a trial they disturbed (Linux)',
+    }),
     apply: Flags.boolean({
       description: 'Ollama: create <model>-velo with the tuned parameters',
       dependsOn: ['url'],
@@ -129,6 +138,20 @@ export default class Optimize extends VeloCommand {
       maxTtftMs: durationFlag(flags['max-ttft'], '--max-ttft'),
       resume: flags.fresh ? 'fresh' : flags.resume ? 'require' : 'auto',
       apply: flags.apply,
+      axes: flags.axes?.split(','),
+      quiet: flags['wait-idle']
+        ? {
+            ...WAIT_IDLE_DEFAULTS,
+            onWait: (cores) =>
+              progress.done(
+                `  waiting for the machine to go idle (other processes use ${cores.toFixed(1)} cores)`,
+              ),
+            onRetry: (cores) =>
+              progress.done(
+                `  other processes used ${cores.toFixed(1)} cores during the trial; measuring it again`,
+              ),
+          }
+        : undefined,
       configuredServer: config.engine.llamaServer,
       onEvent: (event) => {
         best = bestLabel(event) ?? best

@@ -283,6 +283,46 @@ describe.skipIf(lacks('llama-server'))('velo optimize on llama-server', () => {
     },
     LONG,
   )
+
+  it(
+    'searches only the axes asked for, and records how busy the rest of the machine was per trial',
+    async () => {
+      const waits: number[] = []
+      const result = await optimize({
+        model: required(rig().tinyModel, 'tiny model'),
+        goal: 'speed',
+        genTokens: 16,
+        repetitions: 1,
+        maxTrials: 4,
+        axes: ['threads'],
+        // No limit on the others, so nothing waits or repeats; the figure is still taken.
+        quiet: {
+          maxOtherCores: Number.POSITIVE_INFINITY,
+          waitMs: 0,
+          retries: 2,
+          onWait: (c) => waits.push(c),
+        },
+        resume: 'fresh',
+        profilesDir: join(dir, 'axes-profiles'),
+        logDir,
+      })
+      expect(result.gridSize).toBe(2)
+      const trials = await trialsOf(result.logFile)
+      expect(trials.length).toBeGreaterThan(1)
+      for (const trial of trials) {
+        // Only the thread count moves; flash attention and the cache type stay at their defaults.
+        expect(Object.keys(trial.params).sort()).toEqual(
+          trial.params.threads === undefined ? ['ctx', 'parallel'] : ['ctx', 'parallel', 'threads'],
+        )
+        expect(trial.otherCores).toBeGreaterThanOrEqual(0)
+      }
+      expect(waits).toEqual([])
+      await expect(
+        optimize({ model: required(rig().tinyModel, 'tiny model'), goal: 'speed', axes: ['cores'], logDir }),
+      ).rejects.toThrow(/axes: expected one or more of .* got cores/)
+    },
+    LONG,
+  )
 })
 
 describe.skipIf(lacks('ollama'))('velo optimize on Ollama', () => {

@@ -8,6 +8,7 @@ import {
   enumerateGrid,
   invalidReason,
   memoryParams,
+  restrictSpace,
   type SpaceInput,
 } from '../../src/core/optimize/space.js'
 
@@ -70,6 +71,8 @@ describe('search space', () => {
       { threads: 8 },
       { threads: 12 },
     ])
+    // Every batch size is a valid request, whatever llama-server's micro-batch default.
+    expect(enumerateGrid(buildSpace(input))).toHaveLength(4 * 4)
   })
 
   it('gives throughput candidates the minimum context per slot', () => {
@@ -85,6 +88,9 @@ describe('search space', () => {
     expect(invalidReason({ cacheTypeK: 'q8_0', flashAttention: 'off' })).toBeUndefined()
     expect(invalidReason({ ubatch: 1024, batch: 512 })).toMatch(/ubatch 1024 above batch 512/)
     expect(invalidReason({})).toBeUndefined()
+    // Ollama's num_batch is the micro-batch too: a small batch is no clash there.
+    expect(invalidReason({ batch: 128 }, 'ollama')).toBeUndefined()
+    expect(invalidReason({ batch: 128 })).toMatch(/ubatch 512 above batch 128/)
   })
 
   it('enumerates the valid grid', () => {
@@ -93,6 +99,26 @@ describe('search space', () => {
     const latency = enumerateGrid(buildSpace({ ...cpu, goal: 'latency' }))
     expect(latency.every((c) => invalidReason(c) === undefined)).toBe(true)
     expect(new Set(latency.map(candidateKey)).size).toBe(latency.length)
+  })
+
+  it('restricts the search to named axes, keeping the rest at their defaults', () => {
+    const throughput = buildSpace({ ...cpu, goal: 'throughput', concurrency: 4 })
+    expect(enumerateGrid(throughput)).toHaveLength(352)
+    const reduced = restrictSpace(throughput, ['parallel', 'threads', 'parallel'])
+    // Scan order stays the space's own, whatever order the names came in.
+    expect(reduced.dimensions.map((d) => d.name)).toEqual(['threads', 'parallel'])
+    expect(enumerateGrid(reduced)).toHaveLength(2 * 4)
+    expect(enumerateGrid(reduced).every((c) => c.ubatch === undefined && c.cacheTypeK === undefined)).toBe(
+      true,
+    )
+    // An axis this backend has no use for adds nothing; an unknown name is an error naming the valid ones.
+    expect(restrictSpace(throughput, ['threads', 'gpuLayers']).dimensions.map((d) => d.name)).toEqual([
+      'threads',
+    ])
+    expect(() => restrictSpace(throughput, ['threads', 'slots'])).toThrow(
+      /axes: expected one or more of .*parallel.*got slots/,
+    )
+    expect(() => restrictSpace(throughput, [' '])).toThrow(/got none/)
   })
 
   it('keys candidates by content, not key order', () => {

@@ -26,6 +26,7 @@ import {
 } from './measure.js'
 import { estimateMemory, type MemoryEstimate, type ModelShape, modelShape } from './memory.js'
 import { createDerivedModel, ollamaModel, ollamaVersion } from './ollama.js'
+import { measureQuietly, type QuietOptions } from './quiet.js'
 import { coordinateDescent, defaultPatience, type StopReason } from './search.js'
 import {
   buildSpace,
@@ -35,6 +36,7 @@ import {
   enumerateGrid,
   invalidReason,
   memoryParams,
+  restrictSpace,
   type SearchSpace,
 } from './space.js'
 import { speedup, summarize } from './stats.js'
@@ -68,6 +70,13 @@ export interface OptimizeOptions {
   apply?: boolean
   /** A llama-server from config (`engine.llamaServer`). */
   configuredServer?: string
+  /**
+   * Search only these axes of the space (names as in docs/optimize.md: gpuLayers, threads,
+   * parallel, flashAttention, kvCache, ubatch, batch); the others stay at their defaults.
+   */
+  axes?: string[]
+  /** Wait for other processes to go quiet before each trial and repeat trials they disturbed (Linux). */
+  quiet?: QuietOptions
   seed?: number
   profilesDir?: string
   logDir?: string
@@ -136,7 +145,7 @@ export interface OptimizeResult {
   applied: string | undefined
 }
 
-interface Target {
+export interface OptimizeTarget {
   backend: BackendKind
   name: string
   path: string | undefined
@@ -157,7 +166,7 @@ async function engineHasGpu(serverPath: string): Promise<boolean> {
   return (result.all ?? '').split('\n').some((line) => /^\s+\w+\d+:/.test(line) && !/^\s+CPU/.test(line))
 }
 
-async function resolveTarget(options: OptimizeOptions, hardware: Hardware): Promise<Target> {
+async function resolveTarget(options: OptimizeOptions, hardware: Hardware): Promise<OptimizeTarget> {
   if (options.url) {
     const url = options.url.replace(/\/+$/, '').replace(/\/v1$/, '')
     const version = await ollamaVersion(url)
@@ -243,15 +252,24 @@ function confirmPlan(maxTrials: number): { leaders: number; repeats: number } {
   return { leaders: Math.min(3, Math.max(1, Math.floor(maxTrials / 8))), repeats: maxTrials >= 20 ? 2 : 1 }
 }
 
+/** What a run measures, worked out before anything runs: the target, the space, the workload. */
+export interface OptimizePlan {
+  hardware: Hardware
+  target: OptimizeTarget
+  space: SearchSpace
+  workload: Workload
+  minCtx: number
+  maxTrials: number
+  /** Why a candidate is never started (the engine refuses it, or it does not fit), or undefined. */
+  ruledOut(candidate: Parameters): string | undefined
+}
+
 /**
- * Search a model's parameters on this machine for one goal and write the winner as a profile.
- * Baseline (the backend's defaults) first, then coordinate descent with restarts over the space
- * the estimator says fits, then the leaders and the baseline measured again, alternating, so
- * that the reported speedup compares like with like.
+ * Resolve the model and backend and build the search space and workload, as `optimize` does
+ * before its first trial. Exported so that a benchmark can run an exhaustive grid over exactly
+ * the space and workload the search uses (bench/optimize-vs-grid.ts).
  */
-export async function optimize(options: OptimizeOptions): Promise<OptimizeResult> {
-  const started = Date.now()
-  const emit = options.onEvent ?? (() => {})
+export async function planOptimize(options: OptimizeOptions): Promise<OptimizePlan> {
   const goal = options.goal
   const maxTrials = positiveInt(options.maxTrials, 30, '--max-trials')
   if (maxTrials < 3) {
@@ -285,9 +303,8 @@ export async function optimize(options: OptimizeOptions): Promise<OptimizeResult
     ),
     maxTtftMs: options.maxTtftMs ?? 10_000,
   }
-  const units = GOAL_UNITS[goal]
   const budget = await memoryBudget(options)
-  const space: SearchSpace = buildSpace({
+  const full = buildSpace({
     backend: target.backend,
     goal,
     cores: hardware.cores,
@@ -296,6 +313,33 @@ export async function optimize(options: OptimizeOptions): Promise<OptimizeResult
     layers: target.shape.layers,
     gpu: target.gpu,
   })
+  const space = options.axes === undefined ? full : restrictSpace(full, options.axes)
+  const ruledOut = (candidate: Parameters): string | undefined => {
+    const params = complete(space, candidate)
+    return (
+      invalidReason(params, target.backend) ??
+      fitsReason(
+        estimateMemory(target.shape, memoryParams(target.shape, params, target.backend, target.gpu)),
+        budget,
+      )
+    )
+  }
+  return { hardware, target, space, workload, minCtx, maxTrials, ruledOut }
+}
+
+/**
+ * Search a model's parameters on this machine for one goal and write the winner as a profile.
+ * Baseline (the backend's defaults) first, then coordinate descent with restarts over the space
+ * the estimator says fits, then the leaders and the baseline measured again, alternating, so
+ * that the reported speedup compares like with like.
+ */
+export async function optimize(options: OptimizeOptions): Promise<OptimizeResult> {
+  const started = Date.now()
+  const emit = options.onEvent ?? (() => {})
+  const goal = options.goal
+  const { hardware, target, space, workload, minCtx, maxTrials, ruledOut } = await planOptimize(options)
+  const { concurrency, promptTokens, genTokens } = workload
+  const units = GOAL_UNITS[goal]
   const gridSize = enumerateGrid(space).length
 
   const { log, resumed } = await TrialLog.open(
@@ -312,6 +356,8 @@ export async function optimize(options: OptimizeOptions): Promise<OptimizeResult
       maxTtftMs: goal === 'throughput' ? workload.maxTtftMs : null,
       maxMemoryBytes: options.maxMemoryBytes ?? null,
       maxVramBytes: options.maxVramBytes ?? null,
+      // A restricted search walks another path; its log is its own.
+      ...(options.axes === undefined ? {} : { axes: space.dimensions.map((dimension) => dimension.name) }),
     },
     { dir: options.logDir, mode: options.resume ?? 'auto' },
   )
@@ -371,8 +417,16 @@ export async function optimize(options: OptimizeOptions): Promise<OptimizeResult
       const startedAt = new Date()
       let measurement: Measurement | undefined
       let error: string | undefined
+      let others: number | undefined
       try {
-        measurement = await target.measure(params, workload, `${seq}`)
+        const run = () => target.measure(params, workload, `${seq}`)
+        if (options.quiet) {
+          const guarded = await measureQuietly(run, options.quiet)
+          measurement = guarded.value
+          others = guarded.otherCores
+        } else {
+          measurement = await run()
+        }
       } catch (failure) {
         error = errorMessage(failure).split('\n').slice(0, 3).join(' ').slice(0, 400)
       }
@@ -389,6 +443,7 @@ export async function optimize(options: OptimizeOptions): Promise<OptimizeResult
         ...(measurement ? { measurement } : {}),
         ...(error ? { error } : {}),
         estimate: estimate.total,
+        ...(others === undefined ? {} : { otherCores: Math.round(others * 100) / 100 }),
         startedAt: startedAt.toISOString(),
         seconds,
       }
@@ -430,14 +485,7 @@ export async function optimize(options: OptimizeOptions): Promise<OptimizeResult
   const searchLimit = Math.max(2, maxTrials - (plan.leaders + 1) * plan.repeats)
   const pruned = new Map<string, { label: string; reason: string }>()
   const admissible = (candidate: Parameters): boolean => {
-    const params = complete(space, candidate)
-    const invalid = invalidReason(params)
-    const reason =
-      invalid ??
-      fitsReason(
-        estimateMemory(target.shape, memoryParams(target.shape, params, target.backend, target.gpu)),
-        budget,
-      )
+    const reason = ruledOut(candidate)
     if (reason === undefined) return true
     const key = candidateKey(candidate)
     if (!pruned.has(key)) {

@@ -1,3 +1,4 @@
+import { VeloError } from '../errors.js'
 import type { BackendKind, Goal, Parameters } from '../profiles/schema.js'
 import type { MemoryParams, ModelShape } from './memory.js'
 
@@ -111,6 +112,34 @@ export function buildSpace(input: SpaceInput): SearchSpace {
   return { backend: input.backend, goal: input.goal, dimensions, fixed, minCtx: input.minCtx }
 }
 
+/** Every axis name any backend or goal can have, in the order the search scans them. */
+export const AXIS_NAMES = [
+  'gpuLayers',
+  'threads',
+  'parallel',
+  'flashAttention',
+  'kvCache',
+  'ubatch',
+  'batch',
+] as const
+
+/**
+ * The space with only the named axes searched; the others stay at the backend's default. A name
+ * that is no axis at all is an error; a known axis this backend or goal does not search (or one
+ * with a single option on this machine) simply adds nothing.
+ */
+export function restrictSpace(space: SearchSpace, axes: readonly string[]): SearchSpace {
+  const wanted = [...new Set(axes.map((axis) => axis.trim()).filter((axis) => axis !== ''))]
+  const unknown = wanted.filter((axis) => !(AXIS_NAMES as readonly string[]).includes(axis))
+  if (unknown.length > 0 || wanted.length === 0) {
+    throw new VeloError(
+      'VELO_BAD_REQUEST',
+      `axes: expected one or more of ${AXIS_NAMES.join(', ')}, got ${wanted.length === 0 ? 'none' : unknown.join(', ')}`,
+    )
+  }
+  return { ...space, dimensions: space.dimensions.filter((dimension) => wanted.includes(dimension.name)) }
+}
+
 /** A candidate with the pinned parameters and the ones derived from others (throughput's total context). */
 export function complete(space: SearchSpace, candidate: Parameters): Parameters {
   const merged: Parameters = { ...candidate, ...space.fixed }
@@ -124,7 +153,13 @@ const DEFAULT_BATCH = 2048
 const DEFAULT_UBATCH = 512
 
 /** Combinations the engine refuses or silently rewrites; the search never measures them. */
-export function invalidReason(candidate: Parameters): string | undefined {
+export function invalidReason(
+  candidate: Parameters,
+  backend: BackendKind = 'llama-server',
+): string | undefined {
+  // Ollama's num_batch sets the batch and the micro-batch together, and a request cannot set the
+  // cache type or flash attention: nothing a request carries can clash.
+  if (backend === 'ollama') return undefined
   const quantizedV =
     candidate.cacheTypeV !== undefined && !['f16', 'f32', 'bf16'].includes(candidate.cacheTypeV)
   if (quantizedV && candidate.flashAttention === 'off') return 'a quantized V cache needs flash attention'
@@ -183,7 +218,7 @@ export function enumerateGrid(space: SearchSpace): Parameters[] {
   for (const dimension of space.dimensions) {
     grid = grid.flatMap((partial) => dimension.options.map((option) => ({ ...partial, ...option })))
   }
-  return grid.filter((candidate) => invalidReason(candidate) === undefined)
+  return grid.filter((candidate) => invalidReason(candidate, space.backend) === undefined)
 }
 
 /** A short human label: `t=2 fa=off kv=q8_0 ub=256`, or `defaults`. */

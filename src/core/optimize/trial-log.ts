@@ -36,6 +36,8 @@ export const trialRecordSchema = z.strictObject({
   error: z.string().optional(),
   /** Estimated memory of the configuration, bytes. */
   estimate: z.strictObject({ host: z.number(), device: z.number() }).optional(),
+  /** With the quiet check: cores other processes kept busy during the trial. */
+  otherCores: z.number().nonnegative().optional(),
   startedAt: z.string(),
   seconds: z.number().nonnegative(),
 })
