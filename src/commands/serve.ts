@@ -7,7 +7,8 @@ import { cacheDir } from '../core/paths.js'
 import { configFlag, modelsDirFlag } from '../flags.js'
 import { createLogger, type Logger } from '../proxy/logging.js'
 import { storeProfiles } from '../proxy/profiles.js'
-import { applyServeFlags, startServe } from '../proxy/serve.js'
+import { watchConfig } from '../proxy/reload.js'
+import { applyServeFlags, checkExposure, type ServeFlags, startServe } from '../proxy/serve.js'
 import type { VeloStatus } from '../proxy/status-types.js'
 import { createProgress } from '../ui/progress.js'
 import { runDashboard } from '../ui/run-dashboard.js'
@@ -61,6 +62,16 @@ export default class Serve extends VeloCommand {
       options: ['json', 'pretty'],
       description: 'request log lines (default pretty)',
     }),
+    'insecure-no-auth': Flags.boolean({
+      default: false,
+      description:
+        'allow listening on a non-loopback address (--host 0.0.0.0) with no auth.keys configured: anyone on the network can use velo',
+    }),
+    'watch-config': Flags.boolean({
+      default: true,
+      allowNo: true,
+      description: 'reload velo.yaml when it changes (SIGHUP reloads it either way)',
+    }),
     'detect-ollama': Flags.boolean({
       default: true,
       allowNo: true,
@@ -72,7 +83,7 @@ export default class Serve extends VeloCommand {
   async run(): Promise<ServeResult> {
     const { flags } = await this.parse(Serve)
     const loaded = await loadConfig(flags.config)
-    const config = applyServeFlags(loaded.config, {
+    const serveFlags: ServeFlags = {
       port: flags.port,
       host: flags.host,
       upstream: flags.upstream,
@@ -80,7 +91,8 @@ export default class Serve extends VeloCommand {
       maxLoaded: flags['max-loaded'],
       idleTtl: flags['idle-ttl'],
       logFormat: flags['log-format'] as 'json' | 'pretty' | undefined,
-    })
+    }
+    const config = applyServeFlags(loaded.config, serveFlags)
     const dashboard = flags.tui && process.stdout.isTTY === true && !process.env['CI'] && !this.jsonEnabled()
     const logFile = join(cacheDir(), 'logs', 'serve.log')
     // The dashboard owns the terminal: logs go to a file then; with --json they go to stderr.
@@ -94,10 +106,23 @@ export default class Serve extends VeloCommand {
       version: this.config.version,
       logger,
       autoOllama: flags['detect-ollama'],
+      insecureNoAuth: flags['insecure-no-auth'],
       profiles: storeProfiles({
         onSkip: (file, reason) => logger.debug({ file, reason }, 'profile skipped'),
       }),
       onStatus: (message, percent) => progress.update(message, percent),
+    })
+    // SIGHUP or a saved velo.yaml: the new config applies to new requests (docs/serve.md#reloading-the-config).
+    const configWatch = watchConfig({
+      file: loaded.file ?? flags.config,
+      prepare: (next) => {
+        const effective = applyServeFlags(next, serveFlags)
+        checkExposure(effective, flags['insecure-no-auth'])
+        return effective
+      },
+      server,
+      logger,
+      watchFile: flags['watch-config'],
     })
     const models = server.catalog.entries().map((entry) => entry.id)
     const banner = `velo serve listening on ${server.url} · ${models.length} model${models.length === 1 ? '' : 's'}: ${models.join(', ') || 'none'}`
@@ -129,6 +154,7 @@ export default class Serve extends VeloCommand {
         process.once('SIGTERM', stop)
       })
     }
+    configWatch.close()
     const status = server.status()
     await server.close()
     logger.info({ requests: status.totals.requests }, 'stopped')

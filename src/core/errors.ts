@@ -12,11 +12,16 @@ export type VeloErrorCode =
   | 'VELO_UPSTREAM_ERROR'
   | 'VELO_UPSTREAM_TIMEOUT'
   | 'VELO_UPSTREAM_UNREACHABLE'
+  /** Every upstream of the model has its circuit breaker open (503 with Retry-After). */
+  | 'VELO_UPSTREAM_UNAVAILABLE'
   | 'VELO_OVERLOADED'
   | 'VELO_QUEUE_FULL'
   | 'VELO_QUEUE_TIMEOUT'
   | 'VELO_TOOL_CALL_INVALID'
   | 'VELO_INTERNAL'
+  | 'VELO_UNAUTHORIZED'
+  | 'VELO_FORBIDDEN'
+  | 'VELO_RATE_LIMITED'
 
 export interface VeloErrorOptions {
   /** What a person can do about it. */
@@ -54,6 +59,10 @@ function defaultStatus(code: VeloErrorCode): number {
     case 'VELO_CONFIG_INVALID':
     case 'VELO_GGUF_INVALID':
       return 400
+    case 'VELO_UNAUTHORIZED':
+      return 401
+    case 'VELO_FORBIDDEN':
+      return 403
     case 'VELO_MODEL_NOT_FOUND':
     case 'VELO_NOT_FOUND':
       return 404
@@ -61,8 +70,10 @@ function defaultStatus(code: VeloErrorCode): number {
       return 413
     case 'VELO_QUEUE_FULL':
     case 'VELO_QUEUE_TIMEOUT':
+    case 'VELO_RATE_LIMITED':
       return 429
     case 'VELO_OVERLOADED':
+    case 'VELO_UPSTREAM_UNAVAILABLE':
       return 503
     case 'VELO_UPSTREAM_TIMEOUT':
       return 504

@@ -11,8 +11,13 @@ export interface CatalogEntry {
   kind: ModelKind
   /** The name the upstream knows (what goes into the forwarded request's `model`). */
   upstreamModel: string
-  /** For `ollama` and `openai` models. */
+  /** For `ollama` and `openai` models: the first upstream (in config order) that serves it. */
   upstream: Upstream | undefined
+  /**
+   * Every upstream of this kind that serves the model, in config order (the first is `upstream`):
+   * requests are balanced across them and fall back from one to another. Empty for managed models.
+   */
+  upstreams: Upstream[]
   /** For `managed` models. */
   managed: ManagedSpec | undefined
   /** Ollama's `/api/tags` entry, for models an Ollama upstream lists. */
@@ -28,7 +33,8 @@ function withoutLatest(name: string): string {
 
 /**
  * Every model velo can serve: managed GGUF models first, then each upstream's models in config
- * order, plus aliases. The first source that has a name wins.
+ * order, plus aliases. The first source that has a name wins; a later upstream of the same kind
+ * that lists the same name joins that entry as another place to send its requests.
  */
 export class Catalog {
   private byName = new Map<string, CatalogEntry>()
@@ -86,6 +92,7 @@ export class Catalog {
         kind: 'managed',
         upstreamModel: spec.id,
         upstream: undefined,
+        upstreams: [],
         managed: spec,
         tag: undefined,
         created: undefined,
@@ -95,12 +102,22 @@ export class Catalog {
     for (const upstream of this.upstreams) {
       if (!upstream.kind) continue
       for (const model of upstream.models) {
+        const existing = byName.get(model.name)
+        if (existing) {
+          // Same name, same API: one more upstream serving the model. A managed model or another
+          // API keeps the name to itself (its requests could not move between them as they are).
+          if (existing.kind === upstream.kind && !existing.upstreams.includes(upstream)) {
+            existing.upstreams.push(upstream)
+          }
+          continue
+        }
         add({
           id: model.name,
           aliases: [],
           kind: upstream.kind,
           upstreamModel: model.name,
           upstream,
+          upstreams: [upstream],
           managed: undefined,
           tag: model.tag,
           created: model.created,

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { VeloConfig } from '../core/config/schema.js'
+import type { Auth, Principal } from './auth/index.js'
 import type { Catalog, CatalogEntry } from './catalog.js'
 import type { ApiFamily } from './errors.js'
 import type { ManagedModels } from './managed.js'
@@ -15,6 +16,8 @@ import type { Upstream } from './upstreams.js'
 /** The server's shared parts, as the route handlers see them. */
 export interface ProxyState {
   config: VeloConfig
+  /** Keys, scopes and per-key limits from `config.auth`. */
+  auth: Auth
   version: string
   catalog: Catalog
   managed: ManagedModels
@@ -61,6 +64,8 @@ export interface RequestContext {
   record: RequestRecord
   /** Log this request at info (inference) rather than debug (listings, health, metrics). */
   important: boolean
+  /** The API key the request presented (undefined when keys are off or the path is open). */
+  principal?: Principal | undefined
   /** The model the `auto` alias chose for this request (`x-velo-routed-model`). */
   routedModel?: string
 }

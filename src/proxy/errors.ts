@@ -23,7 +23,7 @@ function openaiType(status: number): string {
 /** The field a 400 names (`messages[0].role: expected ...`), for OpenAI's `param`. */
 function badField(error: VeloError): string | null {
   if (error.status !== 400) return null
-  return /^([A-Za-z_][\w.[\]]*): /.exec(error.message)?.[1] ?? null
+  return /^([^\s:]+): /.exec(error.message)?.[1] ?? null
 }
 
 /** Any thrown value as a VeloError; unknown errors become VELO_INTERNAL without their stack. */

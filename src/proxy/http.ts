@@ -1,5 +1,7 @@
+import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { VeloError } from '../core/errors.js'
+import { fieldPath } from './translate/validate.js'
 
 /** Read a request body into one Buffer, refusing it as soon as it passes `limit` bytes. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
@@ -33,8 +35,24 @@ function tooLarge(limit: number): VeloError {
   })
 }
 
-/** Parse a JSON request body: the one parse a request gets. */
+/**
+ * How deep a request body may nest. Real requests (tool schemas included) stay far below; deeper
+ * ones would overflow the stack of the recursive steps after parsing (JSON.stringify, the cache
+ * key), which V8's iterative JSON.parse does not.
+ */
+export const MAX_JSON_DEPTH = 100
+
+/**
+ * Parse a JSON request body: the one parse a request gets. Beside JSON syntax it refuses what
+ * parses here but breaks later, each with a 400 naming the field: bytes that are not UTF-8, nesting
+ * deeper than MAX_JSON_DEPTH, strings with lone surrogates (`"\ud800"`) and numbers beyond a
+ * double (`1e400`, which JSON.parse makes Infinity). Upstreams such as llama-server answer those
+ * with a 500, and the body is forwarded as it came.
+ */
 export function parseJsonBody(body: Buffer): Record<string, unknown> {
+  if (!isUtf8(body)) {
+    throw new VeloError('VELO_BAD_REQUEST', 'body: expected UTF-8 text, got bytes that are not UTF-8')
+  }
   let parsed: unknown
   try {
     parsed = JSON.parse(body.toString('utf8'))
@@ -44,7 +62,91 @@ export function parseJsonBody(body: Buffer): Record<string, unknown> {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new VeloError('VELO_BAD_REQUEST', 'body: expected a JSON object')
   }
+  const problem = unusableValue(parsed)
+  if (problem) {
+    // A path 100 levels deep is no use to read whole: its start says where.
+    const field = fieldPath(problem.path)
+    throw new VeloError(
+      'VELO_BAD_REQUEST',
+      `${field.length > 80 ? `${field.slice(0, 77)}...` : field}: ${problem.message}`,
+    )
+  }
   return parsed as Record<string, unknown>
+}
+
+/** With the `u` flag a paired surrogate is one code point; only a lone one is in category Cs. */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** An object or array met on the walk, with how it was reached (to name the field of a problem). */
+interface Container {
+  value: object
+  key: PropertyKey | undefined
+  parent: Container | undefined
+  depth: number
+}
+
+interface Problem {
+  path: PropertyKey[]
+  message: string
+}
+
+function pathTo(container: Container, key: PropertyKey): PropertyKey[] {
+  const path: PropertyKey[] = [key]
+  for (let at: Container | undefined = container; at?.key !== undefined; at = at.parent) path.unshift(at.key)
+  return path
+}
+
+/**
+ * The first value JSON.parse accepted that velo or an upstream cannot use. The walk keeps only
+ * containers on its stack (no recursion, no allocation per number or string), so a body of 200k
+ * token ids costs a few milliseconds.
+ */
+function unusableValue(root: object): Problem | undefined {
+  const stack: Container[] = [{ value: root, key: undefined, parent: undefined, depth: 1 }]
+  const inspect = (child: unknown, key: PropertyKey, at: Container): Problem | undefined => {
+    if (typeof child === 'string') {
+      if (LONE_SURROGATE.test(child)) {
+        return {
+          path: pathTo(at, key),
+          message: 'expected well-formed Unicode text, got a lone surrogate (\\ud800-\\udfff)',
+        }
+      }
+    } else if (typeof child === 'number') {
+      if (!Number.isFinite(child)) {
+        return { path: pathTo(at, key), message: 'expected a number, got one too large for a double' }
+      }
+    } else if (child !== null && typeof child === 'object') {
+      if (at.depth >= MAX_JSON_DEPTH) {
+        return {
+          path: pathTo(at, key),
+          message: `expected JSON nested at most ${MAX_JSON_DEPTH} levels deep, got deeper`,
+        }
+      }
+      stack.push({ value: child, key, parent: at, depth: at.depth + 1 })
+    }
+    return undefined
+  }
+  for (let at = stack.pop(); at; at = stack.pop()) {
+    const value = at.value
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        const problem = inspect(value[i], i, at)
+        if (problem) return problem
+      }
+    } else {
+      for (const key of Object.keys(value)) {
+        if (LONE_SURROGATE.test(key)) {
+          return {
+            path: pathTo(at, key),
+            message: 'expected a well-formed Unicode key, got a lone surrogate',
+          }
+        }
+        const problem = inspect((value as Record<string, unknown>)[key], key, at)
+        if (problem) return problem
+      }
+    }
+  }
+  return undefined
 }
 
 export function sendJson(
@@ -79,6 +181,22 @@ export function writeChunk(res: ServerResponse, chunk: string | Buffer): Promise
     res.on('drain', done)
     res.on('close', done)
   })
+}
+
+/**
+ * A percent-encoded path segment (the `{id}` of `/v1/models/{id}`), decoded. A malformed escape
+ * (`%ZZ`, a cut-off `%E0%A4`) is the client's error: a 400 naming `field`, not a URIError.
+ */
+export function decodePathSegment(segment: string, field: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    const shown = segment.length > 40 ? `${segment.slice(0, 37)}...` : segment
+    throw new VeloError(
+      'VELO_BAD_REQUEST',
+      `${field}: expected a percent-encoded path segment, got "${shown}"`,
+    )
+  }
 }
 
 export function headerValue(req: IncomingMessage, name: string): string | undefined {

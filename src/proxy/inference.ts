@@ -3,8 +3,8 @@
  * model, cache lookup, admission, (load a managed model), forward to the upstream, stream the
  * answer back (bytes as they are when the client speaks the upstream's API, translated otherwise).
  */
-import type { Dispatcher, Pool } from 'undici'
 import { errorMessage, VeloError } from '../core/errors.js'
+import { bodyLimitFor } from './body-limits.js'
 import {
   type CrossPlan,
   crossPlan,
@@ -16,26 +16,21 @@ import {
 import type { CatalogEntry } from './catalog.js'
 import { ClientClosed, type ProxyState, type RequestContext } from './context.js'
 import { upstreamErrorMessage } from './errors.js'
-import { headerValue, parseJsonBody, readBody, writeChunk } from './http.js'
+import { parseJsonBody, readBody, writeChunk } from './http.js'
 import type { ManagedLease } from './managed.js'
 import type { AdmissionLease, CachedResponse, CacheLookup } from './pipeline-types.js'
 import { mergeOllamaOptions } from './profiles.js'
 import type { RetryPlan } from './repair/index.js'
+import { callUpstream, type Endpoint, type UpstreamCall } from './resilience/call.js'
 import { describePrompt } from './scheduler/auto-router.js'
 import { prefixKeys } from './scheduler/prefix-affinity.js'
 import { resolvePriority } from './scheduler/scheduler.js'
-import { createNDJSONSplitter, createSSEParser, streamErrorMessage } from './translate/index.js'
-import { describeNetworkError, type Upstream } from './upstreams.js'
-
-/** Where one request goes: a pool and the path prefix of the upstream's API. */
-interface Target {
-  pool: Pool
-  path(route: string): string
-  headers: Record<string, string>
-  /** For messages: `ollama http://127.0.0.1:11434`, `managed llama-server for velo-tiny`. */
-  label: string
-  upstream: Upstream | undefined
-}
+import {
+  createNDJSONSplitter,
+  createSSEParser,
+  streamErrorMessage,
+  withoutNullFields,
+} from './translate/index.js'
 
 /** Usage as far as the upstream reported it. */
 interface Usage {
@@ -196,68 +191,9 @@ function streamErrorFrame(route: InferenceRoute, message: string): string {
   return `${JSON.stringify({ error: message })}\n`
 }
 
-function upstreamFailure(target: Target, error: unknown): VeloError {
-  const code = (error as { code?: unknown } | undefined)?.code
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return new VeloError('VELO_UPSTREAM_TIMEOUT', `upstream ${target.label} did not answer in time`, {
-      suggestion: 'raise server.upstreamTimeout in velo.yaml, or check the upstream',
-    })
-  }
-  target.upstream?.markDown(error)
-  return new VeloError(
-    'VELO_UPSTREAM_UNREACHABLE',
-    `upstream ${target.label} is unreachable (${describeNetworkError(error)})`,
-    { suggestion: 'check that the upstream is running; GET /velo/status shows each upstream', cause: error },
-  )
-}
-
-async function send(
-  state: ProxyState,
-  ctx: RequestContext,
-  target: Target,
-  route: string,
-  payload: string | Buffer,
-): Promise<Dispatcher.ResponseData> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await target.pool.request({
-        path: target.path(route),
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream, application/x-ndjson',
-          'x-request-id': ctx.id,
-          ...target.headers,
-        },
-        body: payload,
-        signal: ctx.abort.signal,
-        headersTimeout: state.config.server.upstreamTimeout,
-        bodyTimeout: state.config.server.upstreamTimeout,
-      })
-    } catch (error) {
-      if (ctx.abort.signal.aborted) throw new ClientClosed()
-      // A kept-alive connection the upstream closed just as velo reused it: nothing was answered,
-      // and the body is in memory, so send it once more on a fresh connection.
-      if (attempt === 1 && isStaleConnection(error)) {
-        state.logger.debug(
-          { id: ctx.id, upstream: target.label, err: describeNetworkError(error) },
-          'retrying',
-        )
-        continue
-      }
-      throw upstreamFailure(target, error)
-    }
-  }
-}
-
-function isStaleConnection(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code
-  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'EPIPE'
-}
-
 /** An upstream's error answer, in the client's family (the upstream's own status when it is a 4xx). */
 function upstreamError(
-  target: Target,
+  endpoint: Endpoint,
   entry: CatalogEntry,
   route: InferenceRoute,
   status: number,
@@ -270,7 +206,7 @@ function upstreamError(
   }
   return new VeloError(
     'VELO_UPSTREAM_ERROR',
-    `upstream ${target.label} answered ${status} to ${route}: ${message}`,
+    `upstream ${endpoint.label} answered ${status} to ${route}: ${message}`,
     {
       status: status >= 400 && status < 500 ? status : 502,
       suggestion,
@@ -278,25 +214,21 @@ function upstreamError(
   )
 }
 
-function targetFor(entry: CatalogEntry, lease: ManagedLease | undefined): Target {
+/**
+ * A managed model's leased llama-server, as the place its request goes; undefined for upstream
+ * models, whose requests go to the best of `entry.upstreams` (callUpstream picks).
+ */
+function managedEndpoint(entry: CatalogEntry, lease: ManagedLease | undefined): Endpoint | undefined {
   if (lease) {
     return {
       pool: lease.pool,
       path: (route) => route,
       headers: {},
       label: `managed llama-server for ${entry.id} (${lease.url})`,
-      upstream: undefined,
     }
   }
-  const upstream = entry.upstream
-  if (!upstream) throw new VeloError('VELO_INTERNAL', `model ${entry.id} has no upstream`)
-  return {
-    pool: upstream.pool,
-    path: (route) => upstream.path(route),
-    headers: upstream.authHeaders(),
-    label: `${upstream.kind ?? 'upstream'} ${upstream.name}`,
-    upstream,
-  }
+  if (entry.upstreams.length === 0) throw new VeloError('VELO_INTERNAL', `model ${entry.id} has no upstream`)
+  return undefined
 }
 
 /** Ollama's way to load or unload a model: a chat without messages, a generate without a prompt. */
@@ -351,15 +283,8 @@ async function replay(ctx: RequestContext, response: CachedResponse): Promise<vo
 }
 
 /** The fairness key of a request: the name of the API key it carries, else the client's address. */
-function clientOf(state: ProxyState, ctx: RequestContext): string {
-  const token = /^Bearer\s+(\S+)$/i.exec(headerValue(ctx.req, 'authorization') ?? '')?.[1]
-  if (token) {
-    const keys = state.config.auth.keys
-    const index = keys.findIndex((key) => key.key === token)
-    // An unnamed key is told apart by its position, never by the secret itself.
-    if (index >= 0) return keys[index]?.name ?? `key-${index + 1}`
-  }
-  return ctx.client
+function clientOf(ctx: RequestContext): string {
+  return ctx.principal?.name ?? ctx.client
 }
 
 /** Chat routes whose request declares tools: their answers go through tool-call repair. */
@@ -410,8 +335,9 @@ export async function handleInference(
   ctx: RequestContext,
   route: InferenceRoute,
 ): Promise<void> {
-  let raw = await readBody(ctx.req, state.config.server.bodyLimit)
+  let raw = await readBody(ctx.req, bodyLimitFor(state.config, route))
   let body = parseJsonBody(raw)
+  const asked = body['model']
   const routed = routeAuto(state, body)
   if (routed !== undefined) {
     // From here on the request is one for the chosen model: cache key, queue, upstream and answer.
@@ -422,6 +348,13 @@ export async function handleInference(
   const parsed = parseRequest(route, body)
   ctx.record.model = parsed.model
   const entry = await state.resolveModel(parsed.model)
+  // The key may use the model by the name it asked for (an alias, `auto`) or the one it resolved to.
+  state.auth.checkModel(
+    ctx.principal,
+    typeof asked === 'string' ? asked : parsed.model,
+    parsed.model,
+    entry.id,
+  )
   ctx.record.model = entry.id
   ctx.record.upstream = upstreamLabel(entry)
   const upstreamApi = entry.kind === 'ollama' ? 'ollama' : 'openai'
@@ -443,7 +376,7 @@ export async function handleInference(
   bump(state.waiting, entry.id, 1)
   state.notify()
   try {
-    const client = clientOf(state, ctx)
+    const client = clientOf(ctx)
     admission = await state.scheduler.acquire({
       model: entry.id,
       priority: resolvePriority(ctx.req.headers['x-velo-priority'], client, state.config.scheduler),
@@ -464,11 +397,11 @@ export async function handleInference(
   state.notify()
   try {
     ctx.record.queueMs = admission.queueMs + (lease?.waitedMs ?? 0)
-    const target = targetFor(entry, lease)
+    const managed = managedEndpoint(entry, lease)
     if (upstreamApi === INFERENCE_ROUTES[route].api) {
-      await forwardSame(state, ctx, { entry, target, parsed, route, raw, body, admission, lookup })
+      await forwardSame(state, ctx, { entry, managed, parsed, route, raw, body, admission, lookup })
     } else {
-      await forwardCross(state, ctx, { entry, target, parsed, route, raw, body, admission, lookup })
+      await forwardCross(state, ctx, { entry, managed, parsed, route, raw, body, admission, lookup })
     }
   } finally {
     bump(state.active, entry.id, -1)
@@ -480,7 +413,8 @@ export async function handleInference(
 
 interface Forward {
   entry: CatalogEntry
-  target: Target
+  /** A managed model's llama-server; undefined: one of `entry.upstreams`. */
+  managed: Endpoint | undefined
   parsed: ParsedRequest
   route: InferenceRoute
   raw: Buffer
@@ -496,9 +430,23 @@ function storeInCache(state: ProxyState, lookup: CacheLookup, response: CachedRe
   })
 }
 
+/** Same family: the upstream's error body is already what this client understands; pass it on. */
+function passUpstreamError(
+  state: ProxyState,
+  ctx: RequestContext,
+  call: UpstreamCall,
+  contentType: string,
+): void {
+  const text = call.text ?? ''
+  ctx.record.status = call.statusCode
+  state.stats.error(`${call.endpoint.label}: ${call.statusCode} ${upstreamErrorMessage(text)}`)
+  ctx.res.writeHead(call.statusCode, { 'content-type': contentType, ...veloHeaders(ctx, ctx.record.queueMs) })
+  ctx.res.end(text)
+}
+
 /** The client speaks the upstream's API: pass the bytes through, changing the body only when needed. */
 async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
-  const { entry, target, body, route } = job
+  const { entry, body, route } = job
   let changed: Record<string, unknown> | undefined
   if (entry.kind !== 'managed' && !sameModelName(body['model'], entry.upstreamModel)) {
     changed = { ...body, model: entry.upstreamModel }
@@ -511,61 +459,64 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
   if (entry.kind === 'managed' && job.admission.slot !== undefined) {
     changed = { ...(changed ?? body), id_slot: job.admission.slot }
   }
+  if (entry.kind !== 'ollama') {
+    // llama-server rejects an explicit null where OpenAI clients send one to mean "not set".
+    const cleaned = withoutNullFields(changed ?? body)
+    if (cleaned) changed = cleaned
+  }
   if (repairsToolCalls(state, route, body)) {
     if (job.parsed.stream) await forwardRepairedStream(state, ctx, job, changed ?? body)
     else await forwardRepaired(state, ctx, job, changed ?? body)
     return
   }
   const payload = changed ? JSON.stringify(changed) : job.raw
-  const response = await send(state, ctx, job.target, route, payload)
+  const call = await callUpstream(state, ctx, entry, job.managed, route, payload, 'stream')
   const res = ctx.res
-  const contentType = String(response.headers['content-type'] ?? 'application/json')
-  if (response.statusCode >= 400) {
-    // Same family: the upstream's error body is already what this client understands.
-    const text = await response.body.text()
-    ctx.record.status = response.statusCode
-    state.stats.error(`${target.label}: ${response.statusCode} ${upstreamErrorMessage(text)}`)
-    res.writeHead(response.statusCode, {
+  const label = call.endpoint.label
+  const contentType = String(call.headers['content-type'] ?? 'application/json')
+  const tap = new BodyTap(job.lookup.key !== undefined && !job.lookup.noStore)
+  try {
+    if (call.statusCode >= 400) {
+      passUpstreamError(state, ctx, call, contentType)
+      return
+    }
+    res.writeHead(call.statusCode, {
       'content-type': contentType,
+      ...(job.parsed.stream ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
       ...veloHeaders(ctx, ctx.record.queueMs),
     })
-    res.end(text)
-    return
-  }
-  res.writeHead(response.statusCode, {
-    'content-type': contentType,
-    ...(job.parsed.stream ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
-    ...veloHeaders(ctx, ctx.record.queueMs),
-  })
-  ctx.record.status = response.statusCode
-  const tap = new BodyTap(job.lookup.key !== undefined && !job.lookup.noStore)
-  let first = true
-  try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      if (first) {
-        first = false
+    ctx.record.status = call.statusCode
+    try {
+      if (call.first !== undefined && call.rest) {
         if (job.parsed.stream && INFERENCE_ROUTES[route].generates)
           ctx.record.ttftMs = performance.now() - ctx.started
+        tap.push(call.first)
+        const wait = writeChunk(res, call.first)
+        if (wait) await wait
+        for await (const chunk of call.rest) {
+          tap.push(chunk)
+          const wait = writeChunk(res, chunk)
+          if (wait) await wait
+        }
       }
-      tap.push(chunk)
-      const wait = writeChunk(res, chunk)
-      if (wait) await wait
+    } catch (error) {
+      if (ctx.abort.signal.aborted) throw new ClientClosed()
+      const message = `upstream ${label} failed mid-response: ${call.midStreamFailure(error)}`
+      state.stats.error(message)
+      ctx.record.status = 502
+      if (job.parsed.stream) res.write(streamErrorFrame(route, message))
+      res.end()
+      return
     }
-  } catch (error) {
-    if (ctx.abort.signal.aborted) throw new ClientClosed()
-    const message = `upstream ${target.label} failed mid-response: ${describeNetworkError(error)}`
-    state.stats.error(message)
-    ctx.record.status = 502
-    if (job.parsed.stream) res.write(streamErrorFrame(route, message))
-    res.end()
-    return
+  } finally {
+    call.end()
   }
   res.end()
   const usage = usageFromText(tap.ends())
   ctx.record.promptTokens = usage.prompt
   ctx.record.completionTokens = INFERENCE_ROUTES[route].generates ? usage.completion : undefined
   const whole = tap.whole()
-  if (whole !== undefined && response.statusCode === 200) {
+  if (whole !== undefined && call.statusCode === 200) {
     const sse = contentType.includes('text/event-stream')
     storeInCache(state, job.lookup, {
       status: 200,
@@ -587,18 +538,19 @@ async function forwardRepaired(
   job: Forward,
   upstreamBody: Record<string, unknown>,
 ): Promise<void> {
-  const { entry, target, body, route } = job
+  const { entry, body, route } = job
   const api = INFERENCE_ROUTES[route].api
   const enforcement = state.repairer?.enforcement(api, body, entry.id)
   let sent: Record<string, unknown> = enforcement ? { ...upstreamBody, ...enforcement } : upstreamBody
   for (let attempt = 0; ; attempt++) {
-    const response = await send(state, ctx, target, route, JSON.stringify(sent))
-    const text = await response.body.text()
-    const contentType = String(response.headers['content-type'] ?? 'application/json')
-    if (response.statusCode >= 400) {
-      ctx.record.status = response.statusCode
-      state.stats.error(`${target.label}: ${response.statusCode} ${upstreamErrorMessage(text)}`)
-      ctx.res.writeHead(response.statusCode, {
+    const call = await callUpstream(state, ctx, entry, job.managed, route, JSON.stringify(sent), 'whole')
+    const text = call.text ?? ''
+    const label = call.endpoint.label
+    const contentType = String(call.headers['content-type'] ?? 'application/json')
+    if (call.statusCode >= 400) {
+      ctx.record.status = call.statusCode
+      state.stats.error(`${label}: ${call.statusCode} ${upstreamErrorMessage(text)}`)
+      ctx.res.writeHead(call.statusCode, {
         'content-type': contentType,
         ...veloHeaders(ctx, ctx.record.queueMs),
       })
@@ -611,7 +563,7 @@ async function forwardRepaired(
     } catch (error) {
       throw new VeloError(
         'VELO_UPSTREAM_ERROR',
-        `upstream ${target.label} sent a body that is not JSON: ${errorMessage(error)}`,
+        `upstream ${label} sent a body that is not JSON: ${errorMessage(error)}`,
       )
     }
     const repaired = repairAnswer(state, api, answer, body, entry.id, attempt)
@@ -648,7 +600,7 @@ async function forwardRepairedStream(
   job: Forward,
   upstreamBody: Record<string, unknown>,
 ): Promise<void> {
-  const { entry, target, body, route } = job
+  const { entry, body, route } = job
   const api = INFERENCE_ROUTES[route].api
   const enforcement = state.repairer?.enforcement(api, body, entry.id)
   const sent = enforcement ? { ...upstreamBody, ...enforcement } : upstreamBody
@@ -656,96 +608,98 @@ async function forwardRepairedStream(
     api === 'openai'
       ? state.repairer?.openAIStream(body, entry.id)
       : state.repairer?.ollamaStream(body, entry.id)
-  const response = await send(state, ctx, target, route, JSON.stringify(sent))
+  // repairsToolCalls sent the request here because a repairer exists, so it has an assembler.
+  if (!assembler) throw new VeloError('VELO_INTERNAL', 'tool-call repair is on but has no stream assembler')
+  const call = await callUpstream(state, ctx, entry, job.managed, route, JSON.stringify(sent), 'stream')
   const res = ctx.res
-  const contentType = String(response.headers['content-type'] ?? 'application/json')
-  if (response.statusCode >= 400 || !assembler) {
-    const text = await response.body.text()
-    ctx.record.status = response.statusCode
-    if (response.statusCode >= 400) {
-      state.stats.error(`${target.label}: ${response.statusCode} ${upstreamErrorMessage(text)}`)
-    }
-    res.writeHead(response.statusCode, {
-      'content-type': contentType,
-      ...veloHeaders(ctx, ctx.record.queueMs),
-    })
-    res.end(text)
-    return
-  }
-  res.writeHead(200, {
-    'content-type': contentType,
-    'cache-control': 'no-cache',
-    'x-accel-buffering': 'no',
-    ...veloHeaders(ctx, ctx.record.queueMs),
-  })
-  ctx.record.status = 200
-  const usage: Usage = { prompt: undefined, completion: undefined }
-  const frame = (event: unknown): string =>
-    api === 'openai' ? `data: ${JSON.stringify(event)}\n\n` : `${JSON.stringify(event)}\n`
-  const kept: string[] | undefined = job.lookup.key !== undefined && !job.lookup.noStore ? [] : undefined
-  let out = ''
-  let ended = false
-  const onObject = (text: string): void => {
-    let value: unknown
-    try {
-      value = JSON.parse(text)
-    } catch {
-      // Not an event velo understands: it goes on as it came.
-      out += api === 'openai' ? `data: ${text}\n\n` : `${text}\n`
+  const label = call.endpoint.label
+  const contentType = String(call.headers['content-type'] ?? 'application/json')
+  try {
+    if (call.statusCode >= 400) {
+      passUpstreamError(state, ctx, call, contentType)
       return
     }
-    observeUsage(value, usage)
-    for (const event of assembler.push(value)) out += frame(event)
-  }
-  const finish = (): void => {
-    if (ended) return
-    ended = true
-    for (const event of assembler.end()) out += frame(event)
-  }
-  const parser =
-    api === 'openai'
-      ? createSSEParser((data) => {
-          if (data !== '[DONE]') onObject(data)
-          else {
-            finish()
-            out += 'data: [DONE]\n\n'
-          }
-        })
-      : createNDJSONSplitter(onObject)
-  const flush = async (): Promise<void> => {
-    if (!out) return
-    if (ctx.record.ttftMs === undefined) ctx.record.ttftMs = performance.now() - ctx.started
-    const chunk = out
-    out = ''
-    kept?.push(...frames(chunk, api === 'openai'))
-    const wait = writeChunk(res, chunk)
-    if (wait) await wait
-  }
-  try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      parser.feed(chunk)
-      await flush()
+    res.writeHead(200, {
+      'content-type': contentType,
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      ...veloHeaders(ctx, ctx.record.queueMs),
+    })
+    ctx.record.status = 200
+    const usage: Usage = { prompt: undefined, completion: undefined }
+    const frame = (event: unknown): string =>
+      api === 'openai' ? `data: ${JSON.stringify(event)}\n\n` : `${JSON.stringify(event)}\n`
+    const kept: string[] | undefined = job.lookup.key !== undefined && !job.lookup.noStore ? [] : undefined
+    let out = ''
+    let ended = false
+    const onObject = (text: string): void => {
+      let value: unknown
+      try {
+        value = JSON.parse(text)
+      } catch {
+        // Not an event velo understands: it goes on as it came.
+        out += api === 'openai' ? `data: ${text}\n\n` : `${text}\n`
+        return
+      }
+      observeUsage(value, usage)
+      for (const event of assembler.push(value)) out += frame(event)
     }
-    parser.end()
-    finish()
-    await flush()
-  } catch (error) {
-    if (ctx.abort.signal.aborted) throw new ClientClosed()
-    const message = `upstream ${target.label} failed mid-stream: ${describeNetworkError(error)}`
-    state.stats.error(message)
-    ctx.record.status = 502
-    res.end(streamErrorFrame(route, message))
-    return
+    const finish = (): void => {
+      if (ended) return
+      ended = true
+      for (const event of assembler.end()) out += frame(event)
+    }
+    const parser =
+      api === 'openai'
+        ? createSSEParser((data) => {
+            if (data !== '[DONE]') onObject(data)
+            else {
+              finish()
+              out += 'data: [DONE]\n\n'
+            }
+          })
+        : createNDJSONSplitter(onObject)
+    const flush = async (): Promise<void> => {
+      if (!out) return
+      if (ctx.record.ttftMs === undefined) ctx.record.ttftMs = performance.now() - ctx.started
+      const chunk = out
+      out = ''
+      kept?.push(...frames(chunk, api === 'openai'))
+      const wait = writeChunk(res, chunk)
+      if (wait) await wait
+    }
+    try {
+      if (call.first !== undefined && call.rest) {
+        parser.feed(call.first)
+        await flush()
+        for await (const chunk of call.rest) {
+          parser.feed(chunk)
+          await flush()
+        }
+      }
+      parser.end()
+      finish()
+      await flush()
+    } catch (error) {
+      if (ctx.abort.signal.aborted) throw new ClientClosed()
+      const message = `upstream ${label} failed mid-stream: ${call.midStreamFailure(error)}`
+      state.stats.error(message)
+      ctx.record.status = 502
+      res.end(streamErrorFrame(route, message))
+      return
+    }
+    res.end()
+    ctx.record.promptTokens = usage.prompt
+    ctx.record.completionTokens = usage.completion
+    if (kept) storeInCache(state, job.lookup, { status: 200, contentType, chunks: kept, body: undefined })
+  } finally {
+    call.end()
   }
-  res.end()
-  ctx.record.promptTokens = usage.prompt
-  ctx.record.completionTokens = usage.completion
-  if (kept) storeInCache(state, job.lookup, { status: 200, contentType, chunks: kept, body: undefined })
 }
 
 /** The client speaks the other API: translate the request, and the answer as it streams back. */
 async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
-  const { entry, target, parsed, route } = job
+  const { entry, parsed, route } = job
   const openaiPrefix = route === '/v1/chat/completions' ? 'chatcmpl-' : 'cmpl-'
   const plan: CrossPlan = crossPlan(parsed, entry.upstreamModel, {
     model: parsed.model,
@@ -773,11 +727,36 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     )
     if (enforcement) Object.assign(plan.body, enforcement)
   }
-  const response = await send(state, ctx, target, plan.upstreamRoute, JSON.stringify(plan.body))
+  const call = await callUpstream(
+    state,
+    ctx,
+    entry,
+    job.managed,
+    plan.upstreamRoute,
+    JSON.stringify(plan.body),
+    plan.stream ? 'stream' : 'whole',
+  )
+  try {
+    await answerCross(state, ctx, job, plan, repairs, call)
+  } finally {
+    call.end()
+  }
+}
+
+/** The translated answer of forwardCross, plain or streamed. */
+async function answerCross(
+  state: ProxyState,
+  ctx: RequestContext,
+  job: Forward,
+  plan: CrossPlan,
+  repairs: boolean,
+  call: UpstreamCall,
+): Promise<void> {
+  const { entry, route } = job
   const res = ctx.res
-  if (response.statusCode >= 400) {
-    const text = await response.body.text()
-    const error = upstreamError(target, entry, route, response.statusCode, text)
+  const label = call.endpoint.label
+  if (call.statusCode >= 400) {
+    const error = upstreamError(call.endpoint, entry, route, call.statusCode, call.text ?? '')
     state.stats.error(error.message)
     throw error
   }
@@ -788,12 +767,11 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
   if (!plan.stream) {
     let upstream: unknown
     try {
-      upstream = await response.body.json()
+      upstream = JSON.parse(call.text ?? '')
     } catch (error) {
-      if (ctx.abort.signal.aborted) throw new ClientClosed()
       throw new VeloError(
         'VELO_UPSTREAM_ERROR',
-        `upstream ${target.label} sent a body that is not JSON: ${errorMessage(error)}`,
+        `upstream ${label} sent a body that is not JSON: ${errorMessage(error)}`,
       )
     }
     observeUsage(upstream, usage)
@@ -847,13 +825,13 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     try {
       value = JSON.parse(text)
     } catch {
-      failure = `upstream ${target.label} sent a stream chunk that is not JSON: ${text.slice(0, 80)}`
+      failure = `upstream ${label} sent a stream chunk that is not JSON: ${text.slice(0, 80)}`
       return
     }
     if (value === null || typeof value !== 'object') return
     const upstreamError = streamErrorMessage(value)
     if (upstreamError !== undefined) {
-      failure = `upstream ${target.label} failed mid-stream: ${upstreamError}`
+      failure = `upstream ${label} failed mid-stream: ${upstreamError}`
       return
     }
     observeUsage(value, usage)
@@ -875,10 +853,16 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     if (wait) await wait
   }
   try {
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      parser.feed(chunk)
+    if (call.first !== undefined && call.rest) {
+      parser.feed(call.first)
       await flush()
-      if (failure !== undefined) break
+      if (failure === undefined) {
+        for await (const chunk of call.rest) {
+          parser.feed(chunk)
+          await flush()
+          if (failure !== undefined) break
+        }
+      }
     }
     if (failure === undefined) {
       parser.end()
@@ -887,13 +871,12 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     }
   } catch (error) {
     if (ctx.abort.signal.aborted) throw new ClientClosed()
-    failure = `upstream ${target.label} failed mid-stream: ${describeNetworkError(error)}`
+    failure = `upstream ${label} failed mid-stream: ${call.midStreamFailure(error)}`
   }
   if (failure !== undefined) {
     state.stats.error(failure)
     ctx.record.status = 502
     res.end(streamErrorFrame(route, failure))
-    if (!response.body.destroyed) response.body.destroy()
     return
   }
   res.end()

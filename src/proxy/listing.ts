@@ -9,6 +9,8 @@ import { errorMessage, VeloError } from '../core/errors.js'
 import { readGguf } from '../core/gguf/read.js'
 import type { CatalogEntry } from './catalog.js'
 import type { ProxyState } from './context.js'
+import { upstreamErrorMessage } from './errors.js'
+import { describeNetworkError } from './upstreams.js'
 
 /** What /api/tags and /api/show say about a managed GGUF file (read once per file). */
 interface GgufFacts {
@@ -86,17 +88,20 @@ function namesOf(entry: CatalogEntry): string[] {
   return [entry.id, ...entry.aliases]
 }
 
-export function openaiModels(state: ProxyState): unknown {
+/** `allows`: the names the caller's key may use (all when absent). */
+export function openaiModels(state: ProxyState, allows: (name: string) => boolean = () => true): unknown {
   const created = Math.floor(state.startedAt.getTime() / 1000)
   return {
     object: 'list',
     data: state.catalog.entries().flatMap((entry) =>
-      namesOf(entry).map((id) => ({
-        id,
-        object: 'model',
-        created: entry.created ?? created,
-        owned_by: entry.ownedBy,
-      })),
+      namesOf(entry)
+        .filter(allows)
+        .map((id) => ({
+          id,
+          object: 'model',
+          created: entry.created ?? created,
+          owned_by: entry.ownedBy,
+        })),
     ),
   }
 }
@@ -138,9 +143,16 @@ async function tagOf(state: ProxyState, entry: CatalogEntry, name: string): Prom
   }
 }
 
-export async function ollamaTags(state: ProxyState): Promise<unknown> {
+export async function ollamaTags(
+  state: ProxyState,
+  allows: (name: string) => boolean = () => true,
+): Promise<unknown> {
   const tags = await Promise.all(
-    state.catalog.entries().flatMap((entry) => namesOf(entry).map((name) => tagOf(state, entry, name))),
+    state.catalog.entries().flatMap((entry) =>
+      namesOf(entry)
+        .filter(allows)
+        .map((name) => tagOf(state, entry, name)),
+    ),
   )
   return { models: tags }
 }
@@ -182,25 +194,42 @@ export async function ollamaShow(state: ProxyState, body: Record<string, unknown
   const entry = await state.resolveModel(name)
   if (entry.kind === 'ollama' && entry.upstream) {
     const upstream = entry.upstream
-    const response = await upstream.pool.request({
-      path: upstream.path('/api/show'),
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...upstream.authHeaders() },
-      body: JSON.stringify({ ...body, model: entry.upstreamModel, name: undefined }),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-    })
-    const text = await response.body.text()
-    if (response.statusCode !== 200) {
+    let status: number
+    let text: string
+    try {
+      const response = await upstream.pool.request({
+        path: upstream.path('/api/show'),
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...upstream.authHeaders() },
+        body: JSON.stringify({ ...body, model: entry.upstreamModel, name: undefined }),
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      })
+      status = response.statusCode
+      text = await response.body.text()
+    } catch (error) {
+      upstream.markDown(error)
       throw new VeloError(
-        'VELO_UPSTREAM_ERROR',
-        `upstream ${upstream.name} answered ${response.statusCode} to /api/show`,
-        {
-          status: response.statusCode < 500 ? response.statusCode : 502,
-        },
+        'VELO_UPSTREAM_UNREACHABLE',
+        `upstream ${upstream.name} is unreachable (${describeNetworkError(error)})`,
+        { suggestion: 'check that the upstream is running; GET /velo/status shows each upstream' },
       )
     }
-    return JSON.parse(text) as unknown
+    if (status !== 200) {
+      throw new VeloError(
+        'VELO_UPSTREAM_ERROR',
+        `upstream ${upstream.name} answered ${status} to /api/show: ${upstreamErrorMessage(text)}`,
+        { status: status < 500 ? status : 502 },
+      )
+    }
+    try {
+      return JSON.parse(text) as unknown
+    } catch {
+      throw new VeloError(
+        'VELO_UPSTREAM_ERROR',
+        `upstream ${upstream.name} answered /api/show with a body that is not JSON`,
+      )
+    }
   }
   if (entry.managed) {
     const facts = await factsOf(entry.managed.path)

@@ -27,8 +27,10 @@ export function createLogger(options: LoggerOptions): Logger {
     })
     return pino({ level, base: undefined }, stream)
   }
+  // Asynchronous: a request never waits on a write to the terminal or pipe, and lines logged while
+  // one write is under way go out together (pino flushes what is left when the process exits).
   const stream =
-    typeof destination === 'number' ? pino.destination({ dest: destination, sync: true }) : destination
+    typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination
   return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, stream)
 }
 

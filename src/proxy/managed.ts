@@ -1,6 +1,8 @@
 import { Pool, request } from 'undici'
 import { type LlamaServer, startLlamaServer } from '../core/engine/llama-server.js'
 import { errorMessage, VeloError } from '../core/errors.js'
+import { type BackoffPolicy, DEFAULT_BACKOFF, RestartBackoff } from '../core/process/backoff.js'
+import { NotReadyError, type SupervisedProcess } from '../core/process/supervise.js'
 import type { ModelState } from './status-types.js'
 
 /** A GGUF model velo runs llama-server for, on demand. */
@@ -31,6 +33,8 @@ export interface ManagedOptions {
   startTimeoutMs: number
   /** How long an unload waits for in-flight requests before stopping the process anyway. */
   drainTimeoutMs: number
+  /** Waits between restarts after failures (config `managed.restartBackoff`, `managed.restartBackoffMax`). */
+  backoff?: Partial<BackoffPolicy>
   host?: string
   env?: NodeJS.ProcessEnv
   profileFor?(spec: ManagedSpec): Promise<ManagedProfile | undefined>
@@ -45,6 +49,11 @@ export interface ManagedLease {
   pool: Pool
   /** Time spent waiting for the model to load (0 when it was ready). */
   waitedMs: number
+  /**
+   * Why the server this lease was for is gone (`llama-server for X exited (SIGKILL)`),
+   * or undefined while it runs: a request that lost its upstream can say what happened to it.
+   */
+  exited(): string | undefined
   release(): void
 }
 
@@ -54,6 +63,7 @@ export interface ManagedModelStatus {
   path: string
   state: ModelState
   url: string | undefined
+  /** llama-server's own pid, from spawn on (also while it loads). */
   pid: number | undefined
   inFlight: number
   waiting: number
@@ -64,12 +74,11 @@ export interface ManagedModelStatus {
   /** When the idle TTL unloads it (epoch ms), when loaded and idle. */
   expiresAt: number | undefined
   args: string[]
+  /** Failed starts and crashes in a row. */
+  failures: number
+  /** While backing off after failures: when the next start may be tried (epoch ms). */
+  retryAt: number | undefined
 }
-
-const MAX_BACKOFF_MS = 30_000
-const FIRST_BACKOFF_MS = 500
-/** A process that stayed up this long before crashing starts a fresh backoff series. */
-const STABLE_MS = 60_000
 
 /** Flags that mean the same llama-server setting; a user's spelling wins over a profile's. */
 const FLAG_GROUPS = [
@@ -128,13 +137,17 @@ class ManagedModel {
   profile: string | undefined
   error: string | undefined
   args: string[] = []
-  failures = 0
-  lastFailureAt = 0
+  /** The process being started, until it is healthy (so status shows it and shutdown stops it). */
+  starting: SupervisedProcess | undefined
   idleTimer: NodeJS.Timeout | undefined
   loading: Promise<void> | undefined
   unloading: Promise<void> | undefined
   drained: (() => void)[] = []
-  constructor(readonly spec: ManagedSpec) {}
+  constructor(
+    /** What the next start uses; a config reload may replace it (the running process keeps the old). */
+    public spec: ManagedSpec,
+    readonly backoff: RestartBackoff,
+  ) {}
 }
 
 /** Rejects with the signal's reason as soon as it aborts, leaving `promise` to finish on its own. */
@@ -179,16 +192,41 @@ function startFailure(id: string, error: unknown): string {
  */
 export class ManagedModels {
   private readonly models = new Map<string, ManagedModel>()
+  private readonly backoffPolicy: BackoffPolicy
   private closing = false
 
-  constructor(private readonly options: ManagedOptions) {}
+  constructor(private readonly options: ManagedOptions) {
+    this.backoffPolicy = { ...DEFAULT_BACKOFF, ...options.backoff }
+  }
 
   add(spec: ManagedSpec): void {
-    if (!this.models.has(spec.id)) this.models.set(spec.id, new ManagedModel(spec))
+    if (!this.models.has(spec.id)) {
+      this.models.set(spec.id, new ManagedModel(spec, new RestartBackoff(this.backoffPolicy)))
+    }
   }
 
   has(id: string): boolean {
     return this.models.has(id)
+  }
+
+  /**
+   * A config reload changed or removed a model: stop its process once its requests are done (as an
+   * unload does), then start the next one from the new spec, or forget the model.
+   */
+  async replace(id: string, spec: ManagedSpec | undefined): Promise<void> {
+    const model = this.models.get(id)
+    if (!model) {
+      if (spec) this.add(spec)
+      return
+    }
+    await this.unload(id)
+    if (spec) {
+      model.spec = spec
+      model.backoff.reset()
+    } else if (this.models.get(id) === model) {
+      this.models.delete(id)
+    }
+    this.changed()
   }
 
   specs(): ManagedSpec[] {
@@ -233,12 +271,17 @@ export class ManagedModels {
     model.inFlight++
     model.lastUsedAt = Date.now()
     this.clearIdle(model)
-    const { url, pool } = { url: model.server.url, pool: model.pool }
+    const { server, pool } = { server: model.server, pool: model.pool }
     let released = false
     return {
-      url,
+      url: server.url,
       pool,
       waitedMs: performance.now() - started,
+      exited: () => {
+        const { exitCode, signalCode } = server.process.child
+        if (exitCode === null && signalCode === null) return undefined
+        return `llama-server for ${id} exited (${signalCode ?? exitCode})`
+      },
       release: () => {
         if (released) return
         released = true
@@ -252,32 +295,30 @@ export class ManagedModels {
     }
   }
 
-  /** Start the model now (the TUI's load key); resolves when it is ready. */
+  /** Start the model now (the TUI's load key): an operator's retry, so it skips the backoff wait. */
   async load(id: string): Promise<void> {
     const model = this.model(id)
     if (model.unloading) await model.unloading
-    if (model.state !== 'ready') await this.startOnce(model)
+    if (model.state !== 'ready') await this.startOnce(model, true)
   }
 
-  private startOnce(model: ManagedModel): Promise<void> {
-    model.loading ??= this.start(model).finally(() => {
+  private startOnce(model: ManagedModel, now = false): Promise<void> {
+    model.loading ??= this.start(model, now).finally(() => {
       model.loading = undefined
       this.changed()
     })
     return model.loading
   }
 
-  private async start(model: ManagedModel): Promise<void> {
+  private async start(model: ManagedModel, skipBackoff: boolean): Promise<void> {
     const { spec } = model
+    const wait = model.backoff.remainingMs(Date.now())
+    if (wait > 0 && !skipBackoff) throw this.backingOff(model, wait)
+    const previousError = model.error
     model.state = 'loading'
     model.error = undefined
     this.changed()
     try {
-      if (model.failures > 0) {
-        const backoff = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** (model.failures - 1))
-        const wait = model.lastFailureAt + backoff - Date.now()
-        if (wait > 0) await sleep(wait)
-      }
       await this.makeRoom(model)
       const serverPath = await this.options.resolveServer()
       const profile = await this.options.profileFor?.(spec)
@@ -291,7 +332,12 @@ export class ManagedModels {
         host: this.options.host,
         env: this.options.env,
         startTimeoutMs: this.options.startTimeoutMs,
+        onSpawn: (proc) => {
+          model.starting = proc
+          this.changed()
+        },
       })
+      model.starting = undefined
       if (this.closing) {
         await server.stop()
         throw new VeloError('VELO_OVERLOADED', 'velo is shutting down', { status: 503 })
@@ -313,35 +359,66 @@ export class ManagedModels {
       void server.process.exited.then((code) => this.onExit(model, server, code))
       this.armIdle(model)
     } catch (error) {
+      model.starting = undefined
+      if (this.closing) {
+        model.state = 'unloaded'
+        model.error = previousError
+        throw new VeloError('VELO_OVERLOADED', 'velo is shutting down', { status: 503 })
+      }
       model.state = 'failed'
-      model.failures++
-      model.lastFailureAt = Date.now()
-      const message =
-        error instanceof VeloError && error.code !== 'VELO_PROCESS_FAILED'
-          ? error.message
-          : startFailure(spec.id, error)
+      model.backoff.startFailed(Date.now())
+      const own = !(error instanceof VeloError) || error.code === 'VELO_PROCESS_FAILED'
+      const message = own ? startFailure(spec.id, error) : error.message
       model.error = message
-      this.options.log?.('error', message, { model: spec.id })
-      if (error instanceof VeloError && error.code !== 'VELO_PROCESS_FAILED') throw error
+      this.options.log?.('error', message, { model: spec.id, failures: model.backoff.failures })
+      if (!own) throw error
+      const timedOut =
+        error instanceof VeloError && error.cause instanceof NotReadyError
+          ? error.cause.reason === 'timeout'
+          : false
       throw new VeloError('VELO_PROCESS_FAILED', message, {
         status: 503,
-        suggestion: 'check the GGUF file and the model’s llama-server arguments in velo.yaml',
+        suggestion: timedOut
+          ? `raise managed.startTimeout in velo.yaml (now ${this.options.startTimeoutMs} ms) if the model needs longer to load`
+          : 'check the GGUF file and the model’s llama-server arguments in velo.yaml',
       })
     }
   }
 
+  /** The answer while a model waits out its backoff: 503 with Retry-After, naming the last failure. */
+  private backingOff(model: ManagedModel, waitMs: number): VeloError {
+    const seconds = Math.max(1, Math.ceil(waitMs / 1000))
+    const last = model.error ? `; last: ${model.error}` : ''
+    return new VeloError(
+      'VELO_PROCESS_FAILED',
+      `managed model ${model.spec.id} failed ${model.backoff.failures} times in a row; velo starts it again in ${seconds} s${last}`,
+      {
+        status: 503,
+        retryAfterSeconds: seconds,
+        suggestion: 'retry after the Retry-After delay; /velo/status shows the model’s error',
+      },
+    )
+  }
+
   private onExit(model: ManagedModel, server: LlamaServer, code: number | string): void {
     if (model.server !== server || model.state !== 'ready') return
-    const uptime = Date.now() - model.loadedAt
+    const now = Date.now()
     model.server = undefined
-    void model.pool?.destroy()
+    // close, not destroy: requests still on it fail on their own with the connection's error.
+    void model.pool?.close().catch(() => undefined)
     model.pool = undefined
     model.state = 'failed'
-    model.failures = uptime > STABLE_MS ? 1 : model.failures + 1
-    model.lastFailureAt = Date.now()
-    model.error = `llama-server exited unexpectedly (${code}); it starts again on the next request`
+    model.backoff.crashed(now - model.loadedAt, now)
+    const wait = model.backoff.remainingMs(now)
+    const when =
+      wait > 0 ? `in ${Math.ceil(wait / 1000)} s, at the first request after that` : 'on the next request'
+    model.error = `llama-server for ${model.spec.id} exited unexpectedly (${code}); velo starts it again ${when}`
     this.clearIdle(model)
-    this.options.log?.('warn', model.error, { model: model.spec.id, pid: server.process.pid })
+    this.options.log?.('warn', model.error, {
+      model: model.spec.id,
+      pid: server.process.pid,
+      failures: model.backoff.failures,
+    })
     this.changed()
   }
 
@@ -371,7 +448,9 @@ export class ManagedModels {
     if (model.unloading) return model.unloading
     if (model.state !== 'ready') {
       if (model.state === 'failed') {
+        // An operator's unload clears the failure: the next request tries at once.
         model.state = 'unloaded'
+        model.backoff.reset()
         this.changed()
       }
       return
@@ -390,6 +469,7 @@ export class ManagedModels {
       const pool = model.pool
       model.server = undefined
       model.pool = undefined
+      model.backoff.ran(Date.now() - model.loadedAt)
       await pool?.destroy()
       await server?.stop()
       model.state = 'unloaded'
@@ -422,13 +502,14 @@ export class ManagedModels {
   }
 
   status(): ManagedModelStatus[] {
+    const now = Date.now()
     return [...this.models.values()].map((model) => ({
       id: model.spec.id,
       aliases: model.spec.aliases,
       path: model.spec.path,
       state: model.state,
       url: model.server?.url,
-      pid: model.server?.process.pid,
+      pid: model.server?.process.pid ?? model.starting?.pid,
       inFlight: model.inFlight,
       waiting: model.waiting,
       slotsTotal: model.slotsTotal,
@@ -440,6 +521,11 @@ export class ManagedModels {
           ? (model.lastUsedAt ?? model.loadedAt) + model.spec.idleTtlMs
           : undefined,
       args: model.args,
+      failures: model.backoff.failures,
+      retryAt:
+        model.state === 'failed' && model.backoff.remainingMs(now) > 0
+          ? now + model.backoff.remainingMs(now)
+          : undefined,
     }))
   }
 
@@ -449,6 +535,8 @@ export class ManagedModels {
     await Promise.all(
       [...this.models.values()].map(async (model) => {
         this.clearIdle(model)
+        // A model still loading is not waited for (that can take minutes): its process goes now.
+        await model.starting?.stop(3000)
         await model.loading?.catch(() => undefined)
         const server = model.server
         model.server = undefined

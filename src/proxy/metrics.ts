@@ -10,6 +10,10 @@ export interface VeloMetrics {
   active: Gauge<'model'>
   queueDepth: Gauge<'model'>
   upstreamUp: Gauge<'upstream'>
+  /** Circuit breaker per upstream: 0 closed, 1 half-open, 2 open. */
+  upstreamBreaker: Gauge<'upstream'>
+  /** Requests sent to an upstream that have not finished. */
+  upstreamOutstanding: Gauge<'upstream'>
   modelLoaded: Gauge<'model'>
   /** Semantic-cache nearest-neighbour similarity per lookup, labelled by whether it hit. */
   cacheSimilarity: Histogram<'hit'>
@@ -170,6 +174,18 @@ export function createMetrics(options: { defaults?: boolean } = {}): VeloMetrics
     upstreamUp: new Gauge({
       name: 'velo_upstream_up',
       help: '1 when the upstream answered its last check',
+      labelNames: ['upstream'],
+      registers,
+    }),
+    upstreamBreaker: new Gauge({
+      name: 'velo_upstream_breaker_state',
+      help: 'Circuit breaker of the upstream: 0 closed, 1 half-open, 2 open',
+      labelNames: ['upstream'],
+      registers,
+    }),
+    upstreamOutstanding: new Gauge({
+      name: 'velo_upstream_outstanding_requests',
+      help: 'Requests sent to the upstream that have not finished',
       labelNames: ['upstream'],
       registers,
     }),

@@ -32,6 +32,31 @@ export interface ServeFlags {
   logFormat?: 'json' | 'pretty' | undefined
 }
 
+/** 127.0.0.1, ::1, localhost: addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
+  return (
+    bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare) || bare === '::ffff:127.0.0.1'
+  )
+}
+
+/**
+ * Listening where other machines can reach velo, with no key, lets anyone on the network use the
+ * models (and unload them): refuse unless the user said so with --insecure-no-auth.
+ */
+export function checkExposure(config: VeloConfig, insecureNoAuth: boolean): void {
+  if (insecureNoAuth || config.auth.keys.length > 0 || isLoopback(config.server.host)) return
+  throw new VeloError(
+    'VELO_CONFIG_INVALID',
+    `refusing to listen on ${config.server.host} without API keys: anyone who can reach this machine could use its models`,
+    {
+      suggestion:
+        'add auth.keys to velo.yaml (velo keys create makes one), listen on 127.0.0.1, or pass --insecure-no-auth',
+      exitCode: 2,
+    },
+  )
+}
+
 /** Flags over the file: scalars replace, `--upstream` and `--models-dir` add entries. */
 export function applyServeFlags(config: VeloConfig, flags: ServeFlags): VeloConfig {
   const upstreams = [...config.upstreams]
@@ -102,6 +127,8 @@ export function modelFileSpecs(paths: string[], config: VeloConfig): ManagedSpec
 
 export interface ServeOptions {
   config: VeloConfig
+  /** Listen on a non-loopback address without keys (`--insecure-no-auth`). */
+  insecureNoAuth?: boolean
   /** GGUF files from `--model`. */
   modelFiles?: string[]
   version: string
@@ -124,6 +151,7 @@ export interface ServeOptions {
 export async function startServe(options: ServeOptions): Promise<VeloServer> {
   const env = options.env ?? process.env
   const { config } = options
+  checkExposure(config, options.insecureNoAuth ?? false)
   const status = options.onStatus ?? (() => {})
   let engine: Promise<string> | undefined
   const llamaServer = (): Promise<string> => {

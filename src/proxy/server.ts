@@ -6,15 +6,17 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Pool } from 'undici'
-import type { VeloConfig } from '../core/config/schema.js'
+import type { ManagedModelConfig, VeloConfig } from '../core/config/schema.js'
 import { requireEngine } from '../core/engine/resolve.js'
 import { errorMessage, VeloError } from '../core/errors.js'
 import { discoverModels } from '../core/models/discover.js'
+import { Auth } from './auth/index.js'
+import { bodyLimitFor } from './body-limits.js'
 import { INFERENCE_ROUTES, type InferenceRoute } from './bridge.js'
 import { Catalog, type CatalogEntry } from './catalog.js'
 import { ClientClosed, type ProxyState, type RequestContext } from './context.js'
 import { familyOf, sendError } from './errors.js'
-import { headerValue, parseJsonBody, readBody, sendJson, sendText } from './http.js'
+import { decodePathSegment, headerValue, parseJsonBody, readBody, sendJson, sendText } from './http.js'
 import { handleInference } from './inference.js'
 import { ollamaPs, ollamaShow, ollamaTags, ollamaVersion, openaiModel, openaiModels } from './listing.js'
 import { type Logger, silentLogger } from './logging.js'
@@ -23,6 +25,7 @@ import { createMetrics, registerStageMetrics, type VeloMetrics } from './metrics
 import { passThroughScheduler } from './passthrough.js'
 import type { ResponseCache, Scheduler } from './pipeline-types.js'
 import type { AppliedProfile, ProfileLookup } from './profiles.js'
+import type { ReloadResult } from './reload.js'
 import type { ToolCallRepairer } from './repair/index.js'
 import { createAutoRouter } from './scheduler/auto-router.js'
 import { StatsTracker } from './stats.js'
@@ -79,9 +82,26 @@ export interface VeloServer {
   readonly upstreams: Upstream[]
   status(): VeloStatus
   readonly actions: ServeActions
+  /**
+   * Apply a new config to new requests (in-flight ones finish on the one they started with); says
+   * what took effect and what needs a restart.
+   */
+  reload(next: VeloConfig): Promise<ReloadResult>
   /** Called when a model, upstream or counter changes (throttled by the caller if needed). */
   onChange(listener: () => void): () => void
 }
+
+/** On every answer: velo's API is JSON for programs, never a page to frame, sniff or refer from. */
+const SECURITY_HEADERS: [string, string][] = [
+  ['x-content-type-options', 'nosniff'],
+  ['x-frame-options', 'DENY'],
+  ['referrer-policy', 'no-referrer'],
+  ['content-security-policy', "default-src 'none'; frame-ancestors 'none'"],
+]
+
+/** Response headers a browser client of an allowed origin may read. */
+const EXPOSED_HEADERS =
+  'x-request-id, x-velo-cache, x-velo-queue-ms, x-velo-upstream, x-velo-routed-model, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens'
 
 const MODEL_ACTION = /^\/velo\/models\/([^/]+)\/(unload|load|pause|resume)$/
 
@@ -132,7 +152,12 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     scheduler: schedulerStats,
     toolCalls: repairer ? () => ({ ...repairer.stats() }) : undefined,
   })
-  const upstreams = config.upstreams.map((entry) => new Upstream(entry))
+  const authLog = (level: 'info' | 'warn', message: string): void => logger[level](message)
+  // Upstreams by their config entry, so a reload keeps the ones it did not change (and their pools).
+  const upstreamKey = (entry: VeloConfig['upstreams'][number]): string => JSON.stringify(entry)
+  const configured = new Map(config.upstreams.map((entry) => [upstreamKey(entry), new Upstream(entry)]))
+  // The local Ollama velo found on its own when no upstream is configured.
+  let detectedOllama: Upstream | undefined
   const managed = new ManagedModels({
     resolveServer:
       options.llamaServer ??
@@ -140,6 +165,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     baseArgs: config.managed.args,
     maxLoaded: config.managed.maxLoaded,
     startTimeoutMs: config.managed.startTimeout,
+    backoff: { initialMs: config.managed.restartBackoff, maxMs: config.managed.restartBackoffMax },
     drainTimeoutMs: config.server.shutdownTimeout,
     env,
     profileFor: options.profiles
@@ -149,13 +175,12 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         }
       : undefined,
     onChange: () => {
-      catalog.invalidate()
+      state.catalog.invalidate()
       notify()
     },
     onCapacity: (model, slots) => scheduler.setCapacity(model, slots, { slots: true }),
     log: (level, message, fields) => logger[level](fields, message),
   })
-  const catalog = new Catalog(managed, upstreams, config.aliases)
   const stats = new StatsTracker()
   const upstreamProfiles = new Map<string, Promise<AppliedProfile | undefined>>()
   const profileIds = new Map<string, string | undefined>()
@@ -163,80 +188,100 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
 
   const refreshUpstreams = async (): Promise<void> => {
     lastRefresh = Date.now()
+    const { upstreams, catalog } = state
     await Promise.all(upstreams.map((upstream) => upstream.refresh()))
-    for (const upstream of upstreams) {
-      if (upstream.slots === undefined) continue
-      for (const model of upstream.models) scheduler.setCapacity(model.name, upstream.slots, { slots: true })
-    }
     catalog.invalidate()
+    // A model served by several upstreams can run as many requests at once as all their slots.
+    for (const entry of catalog.entries()) {
+      if (entry.kind === 'managed') continue
+      const sized = entry.upstreams.filter((upstream) => upstream.slots !== undefined)
+      if (sized.length === 0) continue
+      const slots = sized.reduce((sum, upstream) => sum + (upstream.slots ?? 0), 0)
+      scheduler.setCapacity(entry.id, slots, { slots: true })
+    }
     notify()
   }
 
-  const state: ProxyState = {
-    config,
-    version: options.version ?? '0.0.0',
-    catalog,
-    managed,
-    upstreams,
-    scheduler,
-    scheduling: options.scheduler !== undefined,
-    cache: options.cache,
-    repairer: options.repairer,
-    autoRouter:
-      config.scheduler.auto.rules.length > 0 || config.scheduler.auto.default !== undefined
-        ? createAutoRouter(config.scheduler.auto)
-        : undefined,
-    metrics,
-    stats,
-    logger,
-    startedAt: new Date(),
-    active: new Map(),
-    waiting: new Map(),
-    listen: '',
-    notify,
-    async resolveModel(name) {
-      let entry = catalog.resolve(name)
-      // A model pulled into Ollama a moment ago: look again, at most once a second.
-      if (!entry && upstreams.length > 0 && Date.now() - lastRefresh > 1000) {
-        await refreshUpstreams()
-        entry = catalog.resolve(name)
-      }
-      if (!entry) throw catalog.notFound(name)
-      return entry
-    },
-    profileFor(entry: CatalogEntry) {
-      const lookup = options.profiles
-      if (!lookup || entry.kind === 'managed') return Promise.resolve(undefined)
-      let found = upstreamProfiles.get(entry.id)
-      if (!found) {
-        const digest = typeof entry.tag?.['digest'] === 'string' ? entry.tag['digest'] : undefined
-        found = lookup.forUpstream(entry.upstreamModel, entry.kind, digest).catch((error: unknown) => {
-          logger.warn({ model: entry.id, err: errorMessage(error) }, 'profile lookup failed')
-          return undefined
-        })
-        void found.then((profile) => profileIds.set(entry.id, profile?.id))
-        upstreamProfiles.set(entry.id, found)
-      }
-      return found
-    },
+  const startedAt = new Date()
+  const active = new Map<string, number>()
+  const waiting = new Map<string, number>()
+
+  /**
+   * The config-dependent parts as one snapshot: a request keeps the snapshot it arrived with to its
+   * end, so a reload (which makes a new one) never changes a request half-way.
+   */
+  const snapshot = (next: VeloConfig, auth: Auth, upstreams: Upstream[]): ProxyState => {
+    const catalog = new Catalog(managed, upstreams, next.aliases)
+    const snap: ProxyState = {
+      config: next,
+      auth,
+      version: options.version ?? '0.0.0',
+      catalog,
+      managed,
+      upstreams,
+      scheduler,
+      scheduling: options.scheduler !== undefined,
+      cache: options.cache,
+      repairer: options.repairer,
+      autoRouter:
+        next.scheduler.auto.rules.length > 0 || next.scheduler.auto.default !== undefined
+          ? createAutoRouter(next.scheduler.auto)
+          : undefined,
+      metrics,
+      stats,
+      logger,
+      startedAt,
+      active,
+      waiting,
+      listen: url,
+      notify,
+      async resolveModel(name) {
+        let entry = catalog.resolve(name)
+        // A model pulled into Ollama a moment ago: look again, at most once a second.
+        if (!entry && upstreams.length > 0 && Date.now() - lastRefresh > 1000) {
+          await refreshUpstreams()
+          entry = catalog.resolve(name)
+        }
+        if (!entry) throw catalog.notFound(name)
+        return entry
+      },
+      profileFor(entry: CatalogEntry) {
+        const lookup = options.profiles
+        if (!lookup || entry.kind === 'managed') return Promise.resolve(undefined)
+        let found = upstreamProfiles.get(entry.id)
+        if (!found) {
+          const digest = typeof entry.tag?.['digest'] === 'string' ? entry.tag['digest'] : undefined
+          found = lookup.forUpstream(entry.upstreamModel, entry.kind, digest).catch((error: unknown) => {
+            logger.warn({ model: entry.id, err: errorMessage(error) }, 'profile lookup failed')
+            return undefined
+          })
+          void found.then((profile) => profileIds.set(entry.id, profile?.id))
+          upstreamProfiles.set(entry.id, found)
+        }
+        return found
+      },
+    }
+    return snap
   }
+
+  let url = ''
+  let state = snapshot(config, new Auth(config, { log: authLog }), [...configured.values()])
 
   const speech = config.speech ? new Upstream({ url: config.speech.url, kind: 'openai' }) : undefined
   const inFlight = new Set<RequestContext>()
   const statusStreams = new Set<ServerResponse>()
   let refreshTimer: NodeJS.Timeout | undefined
   let closing: Promise<void> | undefined
-  let url = ''
 
   const actions: ServeActions = {
-    unload: (id) => managed.unload(catalog.resolve(id)?.id ?? id),
-    load: (id) => managed.load(catalog.resolve(id)?.id ?? id),
+    unload: (id) => managed.unload(state.catalog.resolve(id)?.id ?? id),
+    load: (id) => managed.load(state.catalog.resolve(id)?.id ?? id),
     pause: async (id) => {
-      scheduler.pause(catalog.resolve(id)?.id ?? id)
+      scheduler.pause(state.catalog.resolve(id)?.id ?? id)
       notify()
     },
     resume: async (id) => {
-      scheduler.resume(catalog.resolve(id)?.id ?? id)
+      scheduler.resume(state.catalog.resolve(id)?.id ?? id)
       notify()
     },
     clearCache: async () => {
@@ -245,16 +290,21 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     },
   }
 
-  const finish = (ctx: RequestContext, route: string): void => {
+  const finish = (ctx: RequestContext, route: string, state: ProxyState): void => {
     const record = ctx.record
     record.durationMs = performance.now() - ctx.started
     // Label only names velo serves: a client sending random model names must not grow the metrics.
-    const model = record.model && catalog.resolve(record.model) ? record.model : ''
+    const model = record.model && state.catalog.resolve(record.model) ? record.model : ''
     metrics.requests.inc({ model, route, status: String(record.status) })
     metrics.duration.observe({ model, route }, record.durationMs / 1000)
     if (record.ttftMs !== undefined) metrics.ttft.observe({ model }, record.ttftMs / 1000)
     if (record.promptTokens) metrics.tokens.inc({ model, kind: 'prompt' }, record.promptTokens)
     if (record.completionTokens) metrics.tokens.inc({ model, kind: 'completion' }, record.completionTokens)
+    if (ctx.principal?.tpm !== undefined) {
+      state.auth
+        .charge(ctx.principal, (record.promptTokens ?? 0) + (record.completionTokens ?? 0))
+        .catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'rate-limit charge failed'))
+    }
     const line = {
       id: record.id,
       method: ctx.req.method,
@@ -279,14 +329,16 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     }
   }
 
-  const cors = (req: IncomingMessage, res: ServerResponse): void => {
+  /** CORS for the listed origins only (none by default); true when the request's origin is allowed. */
+  const cors = (req: IncomingMessage, res: ServerResponse): boolean => {
     const origin = headerValue(req, 'origin')
-    const allowed = config.server.cors
-    if (!origin || allowed.length === 0) return
-    if (allowed.includes('*') || allowed.includes(origin)) {
-      res.setHeader('access-control-allow-origin', allowed.includes('*') ? '*' : origin)
-      res.setHeader('vary', 'origin')
-    }
+    const allowed = state.config.server.cors
+    if (!origin || allowed.length === 0) return false
+    if (!allowed.includes('*') && !allowed.includes(origin)) return false
+    res.setHeader('access-control-allow-origin', allowed.includes('*') ? '*' : origin)
+    res.setHeader('access-control-expose-headers', EXPOSED_HEADERS)
+    res.setHeader('vary', 'origin')
+    return true
   }
 
   const streamStatus = (req: IncomingMessage, res: ServerResponse): void => {
@@ -310,14 +362,14 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
   }
 
   /** Multipart audio goes to the speech upstream as a stream (never buffered). */
-  const forwardAudio = async (ctx: RequestContext, route: string): Promise<void> => {
+  const forwardAudio = async (ctx: RequestContext, route: string, state: ProxyState): Promise<void> => {
     if (!speech) {
       throw new VeloError('VELO_NOT_FOUND', `${route} needs a speech upstream, and none is configured`, {
         suggestion: 'set speech.url in velo.yaml to a whisper.cpp or OpenAI-compatible speech server',
         status: 404,
       })
     }
-    const limit = config.server.audioBodyLimit
+    const limit = bodyLimitFor(state.config, route)
     const declared = Number(ctx.req.headers['content-length'])
     if (Number.isFinite(declared) && declared > limit) {
       throw new VeloError('VELO_PAYLOAD_TOO_LARGE', `audio body is larger than ${limit} bytes`, {
@@ -337,8 +389,8 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         headers,
         body: ctx.req,
         signal: ctx.abort.signal,
-        headersTimeout: config.server.upstreamTimeout,
-        bodyTimeout: config.server.upstreamTimeout,
+        headersTimeout: state.config.server.upstreamTimeout,
+        bodyTimeout: state.config.server.upstreamTimeout,
       })
     } catch (error) {
       if (ctx.abort.signal.aborted) throw new ClientClosed()
@@ -359,14 +411,28 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     ctx.res.end()
   }
 
+  /** Take one from the key's rate-limit buckets; 429 with Retry-After when they are empty. */
+  const admitKey = async (ctx: RequestContext, state: ProxyState): Promise<void> => {
+    const admitted = await state.auth.admit(ctx.principal)
+    if (!admitted) return
+    for (const [name, value] of Object.entries(admitted.headers)) ctx.res.setHeader(name, value)
+    if (admitted.refused) throw admitted.refused
+  }
+
   /** Route one request; returns the route label for metrics. */
-  const dispatch = async (ctx: RequestContext): Promise<string> => {
+  const dispatch = async (ctx: RequestContext, state: ProxyState): Promise<string> => {
     const { req, res, path } = ctx
     const method = req.method ?? 'GET'
+    ctx.principal = state.auth.authenticate(
+      path,
+      headerValue(req, 'authorization'),
+      headerValue(req, 'x-api-key'),
+    )
     const inference = INFERENCE_ROUTES[path as InferenceRoute]
     if (inference) {
       if (method !== 'POST') throw methodNotAllowed(method, path)
       ctx.important = true
+      await admitKey(ctx, state)
       await handleInference(state, ctx, path as InferenceRoute)
       return path
     }
@@ -376,8 +442,9 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     }
     const action = MODEL_ACTION.exec(path)
     if (action) {
+      // Admin only (authenticate checked the scope for /velo/*).
       if (method !== 'POST') throw methodNotAllowed(method, path)
-      const id = decodeURIComponent(action[1] ?? '')
+      const id = decodePathSegment(action[1] ?? '', 'model')
       const verb = action[2] as 'unload' | 'load' | 'pause' | 'resume'
       const entry = await state.resolveModel(id)
       if ((verb === 'unload' || verb === 'load') && entry.kind !== 'managed') {
@@ -410,10 +477,10 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         reply(200, { status: 'ok' })
         return path
       case 'GET /ready': {
-        const ready = upstreams.some((upstream) => upstream.healthy) || managed.size > 0
+        const ready = state.upstreams.some((upstream) => upstream.healthy) || managed.size > 0
         reply(ready ? 200 : 503, {
           ready,
-          upstreams: upstreams.map((upstream) => ({
+          upstreams: state.upstreams.map((upstream) => ({
             url: upstream.url,
             healthy: upstream.healthy,
             error: upstream.lastError,
@@ -441,10 +508,10 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         return path
       }
       case 'GET /v1/models':
-        reply(200, openaiModels(state))
+        reply(200, openaiModels(state, ctx.principal?.allows))
         return path
       case 'GET /api/tags':
-        reply(200, await ollamaTags(state))
+        reply(200, await ollamaTags(state, ctx.principal?.allows))
         return path
       case 'GET /api/ps':
         reply(200, await ollamaPs(state))
@@ -453,18 +520,19 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         reply(200, ollamaVersion(state))
         return path
       case 'POST /api/show': {
-        const body = parseJsonBody(await readBody(req, config.server.bodyLimit))
+        const body = parseJsonBody(await readBody(req, bodyLimitFor(state.config, path)))
         reply(200, await ollamaShow(state, body))
         return path
       }
       case 'POST /v1/audio/transcriptions':
       case 'POST /v1/audio/translations':
         ctx.important = true
-        await forwardAudio(ctx, path)
+        await admitKey(ctx, state)
+        await forwardAudio(ctx, path, state)
         return path
     }
     if (method === 'GET' && path.startsWith('/v1/models/')) {
-      reply(200, await openaiModel(state, decodeURIComponent(path.slice('/v1/models/'.length))))
+      reply(200, await openaiModel(state, decodePathSegment(path.slice('/v1/models/'.length), 'model')))
       return '/v1/models/:id'
     }
     throw new VeloError('VELO_NOT_FOUND', `no route ${method} ${path}`, {
@@ -508,19 +576,29 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
       // The socket closed before the response ended: the client left; stop the upstream now.
       if (!res.writableFinished) ctx.abort.abort(new ClientClosed())
     })
-    cors(req, res)
+    for (const [name, value] of SECURITY_HEADERS) res.setHeader(name, value)
+    const allowedOrigin = cors(req, res)
     if (req.method === 'OPTIONS') {
-      res.writeHead(204, {
-        'access-control-allow-methods': 'GET, POST, OPTIONS',
-        'access-control-allow-headers': headerValue(req, 'access-control-request-headers') ?? '*',
-        'access-control-max-age': '600',
-      })
+      // A preflight carries no key; it tells the browser only whether the origin may call.
+      res.writeHead(
+        204,
+        allowedOrigin
+          ? {
+              'access-control-allow-methods': 'GET, POST, OPTIONS',
+              'access-control-allow-headers':
+                headerValue(req, 'access-control-request-headers') ?? 'authorization, content-type',
+              'access-control-max-age': '600',
+            }
+          : {},
+      )
       res.end()
       return
     }
     inFlight.add(ctx)
     let route = 'unmatched'
-    dispatch(ctx)
+    // The config snapshot this request lives with to its end, whatever a reload does meanwhile.
+    const current = state
+    dispatch(ctx, current)
       .then((matched) => {
         route = matched
       })
@@ -536,6 +614,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         if (ctx.record.status >= 500) stats.error(`${path}: ${errorMessage(error)}`)
         if (!res.headersSent) {
           res.setHeader('x-request-id', id)
+          if (veloError?.status === 401) res.setHeader('www-authenticate', 'Bearer realm="velo"')
           if (ctx.important) {
             res.setHeader('x-velo-queue-ms', String(Math.round(ctx.record.queueMs)))
             res.setHeader('x-velo-cache', ctx.record.cache)
@@ -547,21 +626,115 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         inFlight.delete(ctx)
         if (!ctx.record.status) ctx.record.status = res.statusCode
         ctx.record.route = route === 'unmatched' ? path : route
-        finish(ctx, route)
+        finish(ctx, route, current)
       })
   }
 
   const server: Server = createServer({ keepAliveTimeout: 65_000 }, handle)
 
+  /** Upstreams a reload removed: closed once their in-flight requests end (undici waits for them). */
+  const retired = new Set<Upstream>()
+
+  const reload = async (next: VeloConfig): Promise<ReloadResult> => {
+    const previous = state.config
+    const differs = (a: unknown, b: unknown): boolean => JSON.stringify(a) !== JSON.stringify(b)
+    const applied: string[] = []
+    const needsRestart: string[] = []
+    for (const key of ['host', 'port', 'logFormat'] as const) {
+      if (previous.server[key] !== next.server[key]) needsRestart.push(`server.${key}`)
+    }
+    for (const key of [
+      'bodyLimit',
+      'audioBodyLimit',
+      'routeBodyLimits',
+      'cors',
+      'upstreamTimeout',
+      'shutdownTimeout',
+    ] as const) {
+      if (differs(previous.server[key], next.server[key])) applied.push(`server.${key}`)
+    }
+    for (const section of ['engine', 'cache', 'toolCalls', 'speech'] as const) {
+      if (differs(previous[section], next[section])) needsRestart.push(section)
+    }
+    const { priorities, weights, auto, ...schedulerRest } = next.scheduler
+    const { priorities: p0, weights: w0, auto: a0, ...previousSchedulerRest } = previous.scheduler
+    if (differs(schedulerRest, previousSchedulerRest)) needsRestart.push('scheduler')
+    if (differs(priorities, p0)) applied.push('scheduler.priorities')
+    if (differs(weights, w0)) applied.push('scheduler.weights')
+    if (differs(auto, a0)) applied.push('scheduler.auto')
+    const { models: managedModels, ...managedRest } = next.managed
+    const { models: previousModels, ...previousManagedRest } = previous.managed
+    if (differs(managedRest, previousManagedRest)) needsRestart.push('managed')
+
+    // Managed models: new entries are served from now on; a changed or removed one stops once its
+    // requests are done (like an unload), then starts from its new entry on the next request.
+    const added: ManagedSpec[] = []
+    const replaced: [string, ManagedSpec | undefined][] = []
+    for (const [id, model] of Object.entries(managedModels)) {
+      const before = previousModels[id]
+      if (before === undefined && !managed.has(id)) added.push(managedSpec(id, model, next))
+      else if (before !== undefined && differs(before, model))
+        replaced.push([id, managedSpec(id, model, next)])
+    }
+    for (const id of Object.keys(previousModels)) {
+      if (!(id in managedModels)) replaced.push([id, undefined])
+    }
+    if (added.length > 0 || replaced.length > 0) applied.push('managed.models')
+
+    // Upstreams: unchanged entries keep their Upstream (pool, health, model list).
+    let upstreams = state.upstreams
+    if (differs(previous.upstreams, next.upstreams)) {
+      const nextKeys = new Set(next.upstreams.map(upstreamKey))
+      for (const [key, upstream] of configured) {
+        if (nextKeys.has(key)) continue
+        configured.delete(key)
+        retired.add(upstream)
+        void upstream.retire().then(() => retired.delete(upstream))
+      }
+      for (const entry of next.upstreams) {
+        const key = upstreamKey(entry)
+        if (!configured.has(key)) configured.set(key, new Upstream(entry))
+      }
+      upstreams = [...configured.values()]
+      applied.push('upstreams')
+    }
+    if (upstreams.length === 0 && detectedOllama) upstreams = [detectedOllama]
+    if (differs(previous.aliases, next.aliases)) applied.push('aliases')
+    if (differs(previous.resilience, next.resilience)) applied.push('resilience')
+
+    let auth = state.auth
+    if (differs(previous.auth, next.auth)) {
+      // The same Redis (or none): keep the limiter, so a reload does not refill every key's buckets.
+      const sameStore =
+        previous.auth.redis === next.auth.redis &&
+        previous.cache.redis === next.cache.redis &&
+        previous.auth.redisPrefix === next.auth.redisPrefix
+      auth = new Auth(next, { log: authLog, limiter: sameStore ? state.auth.limiter : undefined })
+      if (!sameStore) {
+        const old = state.auth
+        setTimeout(() => void old.close(), next.server.shutdownTimeout).unref()
+      }
+      applied.push('auth')
+    }
+    for (const spec of added) managed.add(spec)
+    for (const [id, spec] of replaced) {
+      managed.replace(id, spec).catch((error: unknown) => {
+        logger.error(
+          { model: id, err: errorMessage(error) },
+          'could not stop a managed model the config changed',
+        )
+      })
+    }
+    state = snapshot(next, auth, upstreams)
+    if (applied.includes('upstreams')) await refreshUpstreams()
+    notify()
+    return { applied, needsRestart }
+  }
+
   const discover = async (): Promise<void> => {
-    const specs: ManagedSpec[] = Object.entries(config.managed.models).map(([id, model]) => ({
-      id,
-      path: model.path,
-      args: model.args,
-      idleTtlMs: model.idleTtl ?? config.managed.idleTtl,
-      aliases: model.aliases,
-      source: 'config',
-    }))
+    const specs: ManagedSpec[] = Object.entries(config.managed.models).map(([id, model]) =>
+      managedSpec(id, model, config),
+    )
     specs.push(...(options.managedModels ?? []))
     if (config.managed.modelsDirs.length > 0) {
       const found = await discoverModels({
@@ -590,9 +763,14 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     },
     metrics,
     managed,
-    catalog,
-    upstreams,
+    get catalog() {
+      return state.catalog
+    },
+    get upstreams() {
+      return state.upstreams
+    },
     actions,
+    reload,
     status: () => buildStatus(state, profileIds),
     onChange(listener) {
       listeners.add(listener)
@@ -600,14 +778,16 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     },
     async start() {
       await discover()
-      if (options.autoOllama && upstreams.length === 0) {
+      if (options.autoOllama && state.upstreams.length === 0) {
         const ollama = new Upstream({ url: ollamaHostUrl(env), kind: 'ollama', name: 'ollama' })
         await ollama.refresh()
-        if (ollama.healthy) upstreams.push(ollama)
-        else await ollama.close()
+        if (ollama.healthy) {
+          detectedOllama = ollama
+          state = snapshot(state.config, state.auth, [ollama])
+        } else await ollama.close()
       }
       await refreshUpstreams()
-      if (catalog.entries().length === 0 && options.defaultModel) {
+      if (state.catalog.entries().length === 0 && options.defaultModel) {
         const path = await options.defaultModel()
         managed.add({
           id: 'velo-tiny',
@@ -617,7 +797,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
           aliases: [],
           source: 'default',
         })
-        catalog.invalidate()
+        state.catalog.invalidate()
       }
       await new Promise<void>((resolve, reject) => {
         server.once('error', (error: NodeJS.ErrnoException) => {
@@ -641,7 +821,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
       url = `http://${host}:${address.port}`
       state.listen = url
       const interval = options.refreshIntervalMs ?? 10_000
-      if (upstreams.length > 0 && interval > 0) {
+      if (interval > 0) {
         refreshTimer = setInterval(() => void refreshUpstreams(), interval)
         refreshTimer.unref()
       }
@@ -663,11 +843,24 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         for (const ctx of inFlight) ctx.abort.abort(new ClientClosed())
         server.closeAllConnections()
         await closed
-        await Promise.all([managed.stopAll(), options.cache?.close?.()])
-        await Promise.all([...upstreams, ...(speech ? [speech] : [])].map((upstream) => upstream.close()))
+        await Promise.all([managed.stopAll(), options.cache?.close?.(), state.auth.close()])
+        await Promise.all(
+          [...state.upstreams, ...retired, ...(speech ? [speech] : [])].map((upstream) => upstream.close()),
+        )
       })()
       return closing
     },
+  }
+}
+
+function managedSpec(id: string, model: ManagedModelConfig, config: VeloConfig): ManagedSpec {
+  return {
+    id,
+    path: model.path,
+    args: model.args,
+    idleTtlMs: model.idleTtl ?? config.managed.idleTtl,
+    aliases: model.aliases,
+    source: 'config',
   }
 }
 

@@ -49,6 +49,12 @@ export interface UpstreamHealth {
   healthy: boolean
   lastError: string | undefined
   lastErrorAt: string | undefined
+  /** The upstream's circuit breaker (resilience.breaker); absent for managed llama-servers. */
+  breaker?: 'closed' | 'open' | 'half-open'
+  /** Consecutive failures its breaker has counted. */
+  consecutiveFailures?: number
+  /** Requests sent to it that have not finished (what the load balancer compares). */
+  outstanding?: number
 }
 
 export interface VeloStatus {

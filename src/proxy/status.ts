@@ -1,4 +1,5 @@
 import type { ProxyState } from './context.js'
+import { resilienceSettings } from './resilience/settings.js'
 import type { ModelStatus, UpstreamHealth, VeloStatus } from './status-types.js'
 
 /** The /velo/status snapshot: what the dashboard, `velo top` and scripts read. */
@@ -9,7 +10,8 @@ export function buildStatus(state: ProxyState, profiles: Map<string, string | un
     const own = managed.get(entry.id)
     const scheduled = state.scheduler.snapshot(entry.id)
     const rates = state.stats.modelRates(entry.id, now)
-    const upstreamDown = entry.upstream !== undefined && !entry.upstream.healthy
+    // A model with several upstreams is down only when all of them are.
+    const upstreamDown = entry.upstreams.length > 0 && entry.upstreams.every((upstream) => !upstream.healthy)
     return {
       id: entry.id,
       aliases: entry.aliases,
@@ -38,12 +40,16 @@ export function buildStatus(state: ProxyState, profiles: Map<string, string | un
       error: own ? own.error : upstreamDown ? entry.upstream?.lastError : undefined,
     }
   })
+  const breakerSettings = resilienceSettings(state.config).breaker
   const upstreams: UpstreamHealth[] = state.upstreams.map((upstream) => ({
     url: upstream.url,
     kind: upstream.kind ?? 'openai',
     healthy: upstream.healthy,
     lastError: upstream.lastError,
     lastErrorAt: upstream.lastErrorAt,
+    breaker: upstream.breaker.state(now, breakerSettings),
+    consecutiveFailures: upstream.breaker.failures,
+    outstanding: upstream.outstanding,
   }))
   for (const model of managed.values()) {
     if (model.url && model.state === 'ready') {
@@ -82,6 +88,9 @@ export function buildStatus(state: ProxyState, profiles: Map<string, string | un
   }
 }
 
+/** velo_upstream_breaker_state: 0 closed, 1 half-open (a probe may go), 2 open. */
+const BREAKER_GAUGE = { closed: 0, 'half-open': 1, open: 2 } as const
+
 /** Bring the gauges up to date (before each /metrics scrape). */
 export function refreshGauges(state: ProxyState): void {
   const { metrics } = state
@@ -89,8 +98,16 @@ export function refreshGauges(state: ProxyState): void {
   metrics.queueDepth.reset()
   for (const [model, count] of state.active) metrics.active.set({ model }, count)
   for (const [model, count] of state.waiting) metrics.queueDepth.set({ model }, count)
-  for (const upstream of state.upstreams)
+  const breakerSettings = resilienceSettings(state.config).breaker
+  const now = Date.now()
+  for (const upstream of state.upstreams) {
     metrics.upstreamUp.set({ upstream: upstream.name }, upstream.healthy ? 1 : 0)
+    metrics.upstreamBreaker.set(
+      { upstream: upstream.name },
+      BREAKER_GAUGE[upstream.breaker.state(now, breakerSettings)],
+    )
+    metrics.upstreamOutstanding.set({ upstream: upstream.name }, upstream.outstanding)
+  }
   for (const model of state.managed.status()) {
     metrics.modelLoaded.set({ model: model.id }, model.state === 'ready' ? 1 : 0)
   }

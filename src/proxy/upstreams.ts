@@ -1,6 +1,7 @@
-import { Pool } from 'undici'
+import { buildConnector, Pool } from 'undici'
 import type { UpstreamConfig } from '../core/config/schema.js'
 import { errorMessage } from '../core/errors.js'
+import { CircuitBreaker } from './resilience/breaker.js'
 
 export type UpstreamKind = 'ollama' | 'openai'
 
@@ -24,6 +25,8 @@ interface OpenAIModelsBody {
 }
 
 const PROBE_TIMEOUT_MS = 2500
+/** resilience.timeouts.connect's default, until a request brings the configured one. */
+const CONNECT_TIMEOUT_MS = 5000
 
 /** A server velo forwards to: Ollama or anything OpenAI-compatible, one keep-alive pool each. */
 export class Upstream {
@@ -42,10 +45,18 @@ export class Upstream {
   version: string | undefined
   /** Parallel slots the server reports (llama-server); undefined when it does not say. */
   slots: number | undefined
+  /** Headers every request to this upstream carries (its API key), built once. */
+  readonly headers: Record<string, string>
+  /** Skips this upstream after consecutive failures (resilience.breaker). */
+  readonly breaker = new CircuitBreaker()
+  /** Requests sent here that have not finished: the load balancer picks the upstream with fewest. */
+  outstanding = 0
   /** Path prefix before `/api` or `/v1` (usually empty). */
   private readonly prefix: string
+  private connectTimeoutMs: number
+  private connector: buildConnector.connector
 
-  constructor(config: UpstreamConfig, options: { connections?: number } = {}) {
+  constructor(config: UpstreamConfig, options: { connections?: number; connectTimeoutMs?: number } = {}) {
     const parsed = new URL(config.url)
     this.url = config.url.replace(/\/+$/, '')
     this.origin = parsed.origin
@@ -54,11 +65,28 @@ export class Upstream {
     this.kind = config.kind
     this.apiKey = config.apiKey
     this.only = config.models
+    this.headers = this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}
+    this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
+    this.connector = buildConnector({ timeout: this.connectTimeoutMs })
     this.pool = new Pool(this.origin, {
       connections: options.connections ?? 256,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
+      // Through a field, so that a reloaded resilience.timeouts.connect applies to new connections.
+      connect: (connectOptions, callback) => this.connector(connectOptions, callback),
     })
+  }
+
+  /** For messages: `openai gpu-box`, `ollama http://127.0.0.1:11434`. */
+  get label(): string {
+    return `${this.kind ?? 'upstream'} ${this.name}`
+  }
+
+  /** How long opening a connection may take (resilience.timeouts.connect); cheap when unchanged. */
+  setConnectTimeout(ms: number): void {
+    if (ms === this.connectTimeoutMs) return
+    this.connectTimeoutMs = ms
+    this.connector = buildConnector({ timeout: ms })
   }
 
   /** The request path of an API route on this upstream: `/api/chat`, `/v1/chat/completions`. */
@@ -66,9 +94,9 @@ export class Upstream {
     return `${this.prefix}${route}`
   }
 
-  /** Headers every request to this upstream carries. */
+  /** Headers every request to this upstream carries (a copy: callers add their own). */
   authHeaders(): Record<string, string> {
-    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}
+    return { ...this.headers }
   }
 
   async getJson(route: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<{ status: number; body: unknown }> {
@@ -139,6 +167,11 @@ export class Upstream {
     }
   }
 
+  /** A request got an answer: the upstream is up, whatever the last probe said. */
+  markUp(): void {
+    this.healthy = true
+  }
+
   markDown(error: unknown): void {
     this.healthy = false
     this.lastError = describeNetworkError(error)
@@ -186,8 +219,14 @@ export class Upstream {
     )
   }
 
+  /** Drop every connection now (shutdown, after the drain). */
   close(): Promise<void> {
     return this.pool.destroy()
+  }
+
+  /** Take no new requests; resolves once the ones in flight have ended (a reload removed it). */
+  retire(): Promise<void> {
+    return this.pool.close()
   }
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -78,5 +79,35 @@ describe.skipIf(lacks('llama-server'))('velo engine and models', () => {
         .update(await readFile(p))
         .digest('hex')
     expect(await hash(a)).toBe(await hash(b))
+  })
+})
+
+describe('velo keys create', () => {
+  it('prints a new key once and the auth.keys entry that holds only its SHA-256', async () => {
+    const result = await velo([
+      'keys',
+      'create',
+      '--name',
+      'alice',
+      '--rpm',
+      '60',
+      '--models',
+      'qwen*',
+      '--json',
+    ])
+    expect(result.exitCode).toBe(0)
+    const created = JSON.parse(result.stdout) as { key: string; entry: Record<string, unknown> }
+    expect(created.key).toMatch(/^sk-velo-[\w-]{43}$/)
+    expect(created.entry).toEqual({
+      key: `sha256:${createHash('sha256').update(created.key).digest('hex')}`,
+      name: 'alice',
+      scope: 'user',
+      models: ['qwen*'],
+      rpm: 60,
+    })
+    const text = await velo(['keys', 'create', '--scope', 'admin'])
+    expect(text.stdout).toMatch(/^key: sk-velo-/)
+    expect(text.stdout).toMatch(/auth:\n {2}keys:\n {4}- key: sha256:[0-9a-f]{64}\n {6}scope: admin/)
+    expect((await velo(['keys', 'create', '--scope', 'root'])).exitCode).toBe(2)
   })
 })

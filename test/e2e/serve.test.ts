@@ -33,6 +33,13 @@ describe('velo serve (the built CLI)', () => {
     expect(result.stderr).toContain('--upstream: expected a URL')
   })
 
+  it('refuses to listen beyond this machine without keys, and says how to', async () => {
+    const result = await velo(['serve', '--host', '0.0.0.0', '--port', '0', '--no-tui', '--no-detect-ollama'])
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr).toContain('refusing to listen on 0.0.0.0 without API keys')
+    expect(result.stderr).toContain('--insecure-no-auth')
+  })
+
   describe.skipIf(lacks('llama-server'))('on the embedded default', () => {
     let serve: ResultPromise<{ reject: false; all: true }> | undefined
     afterAll(async () => {

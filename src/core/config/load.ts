@@ -48,8 +48,10 @@ export function formatIssues(
     let got: unknown = input
     for (const key of path) got = (got as Record<PropertyKey, unknown> | undefined)?.[key]
     const where = `${file}${line ? `:${line}` : ''}: ${pathLabel(path) || '(root)'}`
+    // A secret (an API key, a Redis URL with a password) is never echoed into logs or terminals.
+    const secret = path.some((key) => typeof key === 'string' && /key$|redis/i.test(key))
     const message =
-      issue.code === 'unrecognized_keys' ? issue.message : `${issue.message}, got ${describe(got)}`
+      issue.code === 'unrecognized_keys' || secret ? issue.message : `${issue.message}, got ${describe(got)}`
     return `${where}: ${message}`
   })
   if (issues.length > 5) lines.push(`... and ${issues.length - 5} more`)

@@ -29,6 +29,8 @@ export const configSchema = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8000),
       bodyLimit: bytesSchema.default(10 * 1024 ** 2),
       audioBodyLimit: bytesSchema.default(25 * 1024 ** 2),
+      /** Body limits for single routes (`/v1/embeddings: 2MiB`), over bodyLimit. */
+      routeBodyLimits: z.record(z.string().startsWith('/'), bytesSchema).default({}),
       cors: z.array(z.string()).default([]),
       /** How long velo waits for an upstream's answer (headers, and between body chunks). */
       upstreamTimeout: durationSchema.default(600_000),
@@ -38,6 +40,38 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   upstreams: z.array(upstreamSchema).default([]),
+  /** How velo copes with upstreams that fail or hang: timeouts, retries, circuit breakers. */
+  resilience: z
+    .strictObject({
+      timeouts: z
+        .strictObject({
+          /** Opening a TCP connection to an upstream. */
+          connect: durationSchema.default(5_000),
+          /** From sending a request to the answer's headers (llama-server, Ollama: the first token). */
+          firstToken: durationSchema.default(120_000),
+          /** Between the headers and the first chunk of an answer, and between two chunks. */
+          idle: durationSchema.default(60_000),
+        })
+        .prefault({}),
+      retries: z
+        .strictObject({
+          /** Retries of a request that failed before any byte reached the client. */
+          max: z.number().int().min(0).max(10).default(2),
+          /** The first backoff step; it doubles per retry (with jitter) up to maxBackoff. */
+          backoff: durationSchema.default(250),
+          maxBackoff: durationSchema.default(4_000),
+        })
+        .prefault({}),
+      breaker: z
+        .strictObject({
+          /** Consecutive failures of an upstream that open its circuit breaker. */
+          failures: z.number().int().min(1).default(5),
+          /** How long an open breaker skips the upstream before one request probes it. */
+          cooldown: durationSchema.default(30_000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   /** Other names for models: `gpt-4o-mini: qwen2.5:7b` (listed in /v1/models and /api/tags too). */
   aliases: z.record(z.string(), z.string().min(1)).default({}),
   engine: z
@@ -52,6 +86,10 @@ export const configSchema = z.strictObject({
       maxLoaded: z.number().int().min(1).default(2),
       idleTtl: durationSchema.default(10 * 60_000),
       startTimeout: durationSchema.default(120_000),
+      /** Wait before the next start after the second failure in a row; doubles with each further one. */
+      restartBackoff: durationSchema.default(500),
+      /** The longest wait between restarts of a model that keeps failing. */
+      restartBackoffMax: durationSchema.default(30_000),
       args: z.array(z.string()).default([]),
       models: z.record(z.string(), managedModelSchema).default({}),
     })
@@ -144,15 +182,53 @@ export const configSchema = z.strictObject({
       keys: z
         .array(
           z.strictObject({
-            key: z.string().min(1),
-            name: z.string().optional(),
+            /** The key itself, or `sha256:` and the hex SHA-256 of it (`velo keys create` prints both). */
+            key: z
+              .string()
+              .min(1)
+              .refine((value) => !value.startsWith('sha256:') || /^sha256:[0-9a-f]{64}$/i.test(value), {
+                message: 'expected sha256: followed by 64 hex digits (the SHA-256 of the key)',
+              }),
+            name: z.string().min(1).optional(),
             scope: z.enum(['user', 'admin']).default('user'),
-            models: z.array(z.string()).default(['*']),
+            /** Models this key may use: names or patterns with `*` (`qwen*`). */
+            models: z.array(z.string().min(1)).default(['*']),
+            /** Requests per minute (token bucket). */
             rpm: z.number().int().positive().optional(),
+            /** Prompt plus completion tokens per minute (token bucket, charged when a request ends). */
             tpm: z.number().int().positive().optional(),
           }),
         )
-        .default([]),
+        .default([])
+        .superRefine((keys, issue) => {
+          const seen = new Set<string>()
+          const names = new Set<string>()
+          keys.forEach((entry, index) => {
+            if (seen.has(entry.key)) {
+              issue.addIssue({
+                code: 'custom',
+                path: [index, 'key'],
+                message: 'the same key is listed twice',
+              })
+            }
+            seen.add(entry.key)
+            if (entry.name !== undefined) {
+              if (names.has(entry.name)) {
+                issue.addIssue({
+                  code: 'custom',
+                  path: [index, 'name'],
+                  message: `name "${entry.name}" is used twice`,
+                })
+              }
+              names.add(entry.name)
+            }
+          })
+        }),
+      /** Paths that need no key even when keys exist (probes); add `/metrics` for a keyless scraper. */
+      open: z.array(z.string().startsWith('/')).default(['/', '/health', '/ready']),
+      /** Redis that holds the rate-limit buckets, shared by every velo on it (default: cache.redis). */
+      redis: z.string().nullable().optional(),
+      redisPrefix: z.string().min(1).default('velo:auth:v1:'),
     })
     .prefault({}),
 })

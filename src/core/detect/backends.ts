@@ -60,10 +60,14 @@ interface JsonResponse {
   body: unknown
 }
 
-async function getJson(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<JsonResponse> {
+async function getJson(
+  url: string,
+  timeoutMs = PROBE_TIMEOUT_MS,
+  headers: Record<string, string> = {},
+): Promise<JsonResponse> {
   const response = await request(url, {
     signal: AbortSignal.timeout(timeoutMs),
-    headers: { accept: 'application/json' },
+    headers: { accept: 'application/json', ...headers },
   })
   const text = await response.body.text()
   let body: unknown
@@ -184,12 +188,22 @@ export async function probeLlamaServer(
   }
 }
 
-/** A running velo: `/health` answers and `/velo/status` is velo's snapshot. */
-export async function probeVelo(url: string): Promise<VeloInstance | null> {
+/**
+ * A running velo: `/health` answers and `/velo/status` is velo's snapshot (read with the admin key
+ * in VELO_API_KEY when velo has keys).
+ */
+export async function probeVelo(url: string, apiKey?: string): Promise<VeloInstance | null> {
   try {
     const health = await getJson(`${url}/health`)
     if (health.status !== 200) return null
-    const status = await getJson(`${url}/velo/status`)
+    const status = await getJson(
+      `${url}/velo/status`,
+      PROBE_TIMEOUT_MS,
+      apiKey ? { authorization: `Bearer ${apiKey}` } : {},
+    )
+    if ((status.status === 401 || status.status === 403) && isVeloError(status.body)) {
+      return { url, version: null, uptimeSeconds: null, models: [], upstreams: [], keyRequired: true }
+    }
     const body = record(status.body)
     if (status.status !== 200 || !Array.isArray(body['models'])) return null
     return {
@@ -202,10 +216,17 @@ export async function probeVelo(url: string): Promise<VeloInstance | null> {
       upstreams: list(body['upstreams'])
         .map((upstream) => str(record(upstream)['url']))
         .filter((u): u is string => u !== null),
+      keyRequired: false,
     }
   } catch {
     return null
   }
+}
+
+/** velo's own error body (`{ error: { code: 'VELO_...' } }`), not some other server's 401. */
+function isVeloError(body: unknown): boolean {
+  const code = record(record(body)['error'])['code']
+  return typeof code === 'string' && code.startsWith('VELO_')
 }
 
 /** llama-server binaries: every one on PATH, the configured one, and velo's own build, with versions. */
@@ -262,7 +283,7 @@ export async function detectBackends(options: BackendOptions): Promise<BackendsI
     probeOllama(ollama.replace(/\/+$/, '')),
     findLlamaServerBinaries(options.env, options.configuredServer),
     Promise.all(ports.map((port) => probeLlamaServer(port))),
-    probeVelo(veloUrl.replace(/\/+$/, '')),
+    probeVelo(veloUrl.replace(/\/+$/, ''), options.env['VELO_API_KEY']),
   ])
   return {
     ollama: ollamaInfo,

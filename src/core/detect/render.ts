@@ -185,7 +185,9 @@ export function renderMachineReport(report: MachineReport): string {
       'velo',
       v.url,
       v.version ?? '?',
-      `${plural(v.models.length, 'model')}, ${plural(v.upstreams.length, 'upstream')}`,
+      v.keyRequired
+        ? 'running; needs an admin key (set VELO_API_KEY) to say more'
+        : `${plural(v.models.length, 'model')}, ${plural(v.upstreams.length, 'upstream')}`,
     ])
   }
   out.push(table(['backend', 'where', 'version', 'state'], rows))

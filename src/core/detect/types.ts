@@ -137,6 +137,8 @@ export interface VeloInstance {
   uptimeSeconds: number | null
   models: string[]
   upstreams: string[]
+  /** It asks for an admin key (VELO_API_KEY) that detect did not have: nothing else is known. */
+  keyRequired: boolean
 }
 
 export interface BackendsInfo {

@@ -1,7 +1,13 @@
 import { cpus } from 'node:os'
 import { request } from 'undici'
 import { VeloError } from '../errors.js'
-import { freePort, type SupervisedProcess, spawnSupervised, waitUntil } from '../process/supervise.js'
+import {
+  freePort,
+  NotReadyError,
+  type SupervisedProcess,
+  spawnSupervised,
+  waitUntil,
+} from '../process/supervise.js'
 
 export interface LlamaServerOptions {
   serverPath: string
@@ -15,6 +21,8 @@ export interface LlamaServerOptions {
   env?: NodeJS.ProcessEnv
   startTimeoutMs?: number
   onLine?: (line: string) => void
+  /** Called with the process as soon as it is spawned, before it is healthy (to report or stop it). */
+  onSpawn?: (process: SupervisedProcess) => void
 }
 
 export interface LlamaServer {
@@ -44,19 +52,35 @@ export async function startLlamaServer(options: LlamaServerOptions): Promise<Lla
   if (options.alias && !hasFlag(extra, '--alias', '-a')) args.push('--alias', options.alias)
   if (!hasFlag(extra, '--threads', '-t')) args.push('--threads', String(Math.max(1, cpus().length)))
   const proc = spawnSupervised(options.serverPath, args, { env: options.env, onLine: options.onLine })
+  options.onSpawn?.(proc)
   const url = `http://${host}:${port}`
+  const timeoutMs = options.startTimeoutMs ?? 120_000
   try {
     await waitUntil(() => llamaServerHealthy(url), {
-      timeoutMs: options.startTimeoutMs ?? 120_000,
+      timeoutMs,
       process: proc,
       what: `llama-server (${options.model})`,
     })
   } catch (error) {
+    // Never leave a server that did not come up behind: SIGTERM, SIGKILL a second later.
     await proc.stop(1000)
-    throw new VeloError('VELO_PROCESS_FAILED', error instanceof Error ? error.message : String(error), {
-      suggestion: 'check the model file and the llama-server arguments',
-      cause: error,
-    })
+    throw notStarted(options.model, proc.pid, timeoutMs, error)
   }
   return { url, port, process: proc, stop: () => proc.stop() }
+}
+
+/** Why llama-server did not come up, with the last lines it wrote. */
+function notStarted(model: string, pid: number, timeoutMs: number, error: unknown): VeloError {
+  if (error instanceof NotReadyError && error.reason === 'timeout') {
+    const tail = error.output.trim() ? `:\n${error.output}` : ''
+    return new VeloError(
+      'VELO_PROCESS_FAILED',
+      `llama-server (${model}) was not healthy within ${timeoutMs} ms; velo stopped it (pid ${pid})${tail}`,
+      { suggestion: 'raise the start timeout, or check the model file and its arguments', cause: error },
+    )
+  }
+  return new VeloError('VELO_PROCESS_FAILED', error instanceof Error ? error.message : String(error), {
+    suggestion: 'check the model file and the llama-server arguments',
+    cause: error,
+  })
 }

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
+import { createServer, Socket } from 'node:net'
 
 export interface SupervisedProcess {
   readonly child: ChildProcess
@@ -40,6 +40,68 @@ function installExitHook(): void {
   })
 }
 
+/**
+ * The reaper: velo's children must not outlive it, and an exit hook cannot run when velo is
+ * SIGKILLed or crashes hard. So one small `sh`, in its own session, reads the process groups to
+ * guard from a pipe only velo holds (`+pgid` / `-pgid` lines). However velo dies, the kernel closes
+ * its end; the reaper reads EOF and takes every group still listed down (SIGTERM, SIGKILL a second
+ * later). `sh`, `kill` and `sleep` are all it needs, so it works alike on Linux and macOS, and the
+ * children keep their own pids. Without a working `/bin/sh` velo runs as before: unguarded.
+ */
+const REAPER_SCRIPT = `trap '' HUP INT
+groups=''
+while IFS= read -r line; do
+  id=\${line#?}
+  case $id in ''|*[!0-9]*) continue ;; esac
+  case $line in
+    +*) groups="$groups $id" ;;
+    -*) kept=''; for g in $groups; do [ "$g" = "$id" ] || kept="$kept $g"; done; groups=$kept ;;
+  esac
+done
+[ -z "$groups" ] && exit 0
+for g in $groups; do kill -s TERM -- "-$g" 2>/dev/null; done
+sleep 1
+for g in $groups; do kill -s KILL -- "-$g" 2>/dev/null; done
+`
+
+let reaper: ChildProcess | undefined
+/** Set once `/bin/sh` could not be started: no further attempts. */
+let reaperUnavailable = false
+
+function startReaper(): ChildProcess | undefined {
+  if (reaperUnavailable || process.platform === 'win32') return undefined
+  const child = spawn('/bin/sh', ['-c', REAPER_SCRIPT], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'ignore'],
+  })
+  const forget = (): void => {
+    if (reaper === child) reaper = undefined
+  }
+  child.once('error', () => {
+    reaperUnavailable = true
+    forget()
+  })
+  // A reaper that was killed is started again (with the live groups) at the next spawn.
+  child.once('exit', forget)
+  child.stdin?.on('error', forget)
+  // Neither the reaper nor its pipe may keep velo's event loop alive.
+  child.unref()
+  if (child.stdin instanceof Socket) child.stdin.unref()
+  for (const proc of live) child.stdin?.write(`+${proc.pid}\n`)
+  return child
+}
+
+/** Tell the reaper to guard (`+`) or forget (`-`) a process group. */
+function guard(sign: '+' | '-', pgid: number): void {
+  if (sign === '+') reaper ??= startReaper()
+  if (reaper?.stdin?.writable) reaper.stdin.write(`${sign}${pgid}\n`)
+}
+
+/** The reaper's pid while one runs (tests check that it goes away with velo). */
+export function reaperPid(): number | undefined {
+  return reaper?.pid
+}
+
 /** Start a process in its own process group so that it and all its children can be stopped together. */
 export function spawnSupervised(
   command: string,
@@ -75,9 +137,7 @@ export function spawnSupervised(
       resolve('spawn-error')
     })
   })
-  if (child.pid === undefined) {
-    // spawn failed synchronously (ENOENT); `exited` resolves through the error event.
-  }
+  // Without a pid the spawn failed (ENOENT); `exited` resolves through the error event.
   const pid = child.pid ?? -1
   let stopping: Promise<void> | undefined
   const proc: SupervisedProcess = {
@@ -98,8 +158,16 @@ export function spawnSupervised(
       return stopping
     },
   }
-  live.add(proc)
-  void exited.then(() => live.delete(proc))
+  if (pid > 0) {
+    live.add(proc)
+    guard('+', pid)
+    void exited.then(() => {
+      live.delete(proc)
+      // What the leader started may still run in its group (an engine's runners): not past it.
+      killGroup(pid, 'SIGKILL')
+      guard('-', pid)
+    })
+  }
   return proc
 }
 
@@ -122,7 +190,20 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   })
 }
 
-/** Poll until `probe` resolves true, the process dies, or the timeout passes. */
+/** Why a process never became ready: it exited first, or the timeout passed. */
+export class NotReadyError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'exited' | 'timeout',
+    /** The last lines the process wrote. */
+    readonly output: string,
+  ) {
+    super(message)
+    this.name = 'NotReadyError'
+  }
+}
+
+/** Poll until `probe` resolves true, the process dies, or the timeout passes (NotReadyError). */
 export async function waitUntil(
   probe: () => Promise<boolean>,
   options: { timeoutMs: number; intervalMs?: number; process?: SupervisedProcess; what: string },
@@ -132,16 +213,21 @@ export async function waitUntil(
   void options.process?.exited.then((code) => {
     died = code
   })
+  const output = (): string => options.process?.output() ?? ''
   while (Date.now() < deadline) {
     if (died !== undefined) {
-      throw new Error(
-        `${options.what} exited (${died}) before it was ready:\n${options.process?.output() ?? ''}`,
+      throw new NotReadyError(
+        `${options.what} exited (${died}) before it was ready:\n${output()}`,
+        'exited',
+        output(),
       )
     }
     if (await probe().catch(() => false)) return
     await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 100))
   }
-  throw new Error(
-    `${options.what} was not ready after ${options.timeoutMs} ms:\n${options.process?.output() ?? ''}`,
+  throw new NotReadyError(
+    `${options.what} was not ready after ${options.timeoutMs} ms:\n${output()}`,
+    'timeout',
+    output(),
   )
 }

@@ -446,6 +446,13 @@ export function ollamaEmbedToOpenai(
   options: TranslateRequestOptions = {},
 ): OpenAIEmbeddingRequest {
   const embed = isEmbedRequest(req) ? req : undefined
+  // Ollama answers an empty list with no vectors; an OpenAI-compatible server refuses it (llama-server with a 500).
+  if (Array.isArray(embed?.input) && embed.input.length === 0) {
+    throw badRequest(
+      'input',
+      'expected at least one string for an OpenAI-compatible upstream, got an empty array',
+    )
+  }
   const out: OpenAIEmbeddingRequest = {
     model: options.model ?? req.model,
     input: embed ? embed.input : (req as OllamaEmbeddingsRequest).prompt,

@@ -62,9 +62,11 @@ const openaiContent = z.union([text, z.array(openaiContentPartSchema)], {
 export const openaiToolCallSchema = z.looseObject(
   {
     id: text.optional(),
-    type: z.literal('function', { error: 'expected "function"' }).optional(),
+    // `type` and `arguments` are required, as OpenAI requires them: llama-server answers a call
+    // without either with a 500.
+    type: z.literal('function', { error: 'expected "function"' }),
     function: z.looseObject(
-      { name: text, arguments: text.nullish() },
+      { name: text, arguments: text.nullable() },
       { error: 'expected {"name": "...", "arguments": "<JSON string>"}' },
     ),
   },
@@ -188,6 +190,20 @@ const openaiCommon = {
   ...llamaServerSampling,
 }
 
+/**
+ * A completion prompt or embedding input: text or token ids. An empty list is refused here: OpenAI
+ * refuses it too, and llama-server answers it with a 500.
+ */
+const textOrTokens = z.union(
+  [
+    text,
+    z.array(text).min(1),
+    z.array(z.int()).min(1),
+    z.array(z.array(z.int()).min(1, { error: 'expected a non-empty array of token ids' })).min(1),
+  ],
+  { error: 'expected a string, an array of strings, or token arrays' },
+)
+
 export const openaiChatRequestSchema = z.looseObject(
   {
     ...openaiCommon,
@@ -209,9 +225,7 @@ export const openaiChatRequestSchema = z.looseObject(
 export const openaiCompletionRequestSchema = z.looseObject(
   {
     ...openaiCommon,
-    prompt: z.union([text, z.array(text), z.array(z.int()), z.array(z.array(z.int()))], {
-      error: 'expected a string, an array of strings, or token arrays',
-    }),
+    prompt: textOrTokens,
     suffix: text.nullish(),
     echo: flag.nullish(),
     best_of: z.int({ error: 'expected an integer' }).nullish(),
@@ -223,9 +237,7 @@ export const openaiCompletionRequestSchema = z.looseObject(
 export const openaiEmbeddingRequestSchema = z.looseObject(
   {
     model: text,
-    input: z.union([text, z.array(text), z.array(z.int()), z.array(z.array(z.int()))], {
-      error: 'expected a string, an array of strings, or token arrays',
-    }),
+    input: textOrTokens,
     encoding_format: z.enum(['float', 'base64']).nullish(),
     dimensions: z
       .int({ error: 'expected an integer' })
