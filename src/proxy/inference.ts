@@ -383,7 +383,7 @@ export async function handleInference(
       client,
       promptChars: raw.length,
       signal,
-      prefixKeys: state.scheduling ? prefixKeys(body) : undefined,
+      prefixKeys: state.scheduling ? () => prefixKeys(body) : undefined,
     })
     if (entry.kind === 'managed') lease = await state.managed.acquire(entry.id, signal)
   } catch (error) {

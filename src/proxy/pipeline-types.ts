@@ -18,9 +18,10 @@ export interface AdmissionRequest {
   signal: AbortSignal
   /**
    * Prefix affinity keys, most specific first (`prefixKeys(body)` in scheduler/prefix-affinity.ts);
-   * requests with a common key run on the same slot when it is free.
+   * requests with a common key run on the same slot when it is free. A function, because hashing
+   * the prompt is wasted on upstreams without slots: it is called only when a slot is picked.
    */
-  prefixKeys?: string[]
+  prefixKeys?: () => readonly string[]
 }
 
 /** What the server knows about a model's upstream when it sets the capacity. */

@@ -202,7 +202,11 @@ export async function startServe(options: ServeOptions): Promise<VeloServer> {
   // the process manager (which loads on the first admitted request and evicts the least recently
   // used) does not swap models on every request.
   const managedIds = server.managed.specs().map((spec) => spec.id)
-  if (!options.scheduler && managedIds.length > config.managed.maxLoaded) {
+  if (
+    !options.scheduler &&
+    config.scheduler.affinity.enabled &&
+    managedIds.length > config.managed.maxLoaded
+  ) {
     pipeline.scheduler.defineGroup(MANAGED_GROUP, { models: managedIds, maxLoaded: config.managed.maxLoaded })
   }
   // Managed models need the engine: find (or start building) it now rather than on the first request.

@@ -290,13 +290,32 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     },
   }
 
+  // The labelled series of each (model, route, status), looked up once: prom-client would hash the
+  // label object on every call. Bounded: model is '' or a name velo serves, route one of its routes.
+  const series = new Map<string, { record: (seconds: number) => void }>()
+  const requestSeries = (model: string, route: string, status: number) => {
+    const key = `${model}\u0000${route}\u0000${status}`
+    let found = series.get(key)
+    if (!found) {
+      const count = metrics.requests.labels({ model, route, status: String(status) })
+      const duration = metrics.duration.labels({ model, route })
+      found = {
+        record: (seconds) => {
+          count.inc()
+          duration.observe(seconds)
+        },
+      }
+      series.set(key, found)
+    }
+    return found
+  }
+
   const finish = (ctx: RequestContext, route: string, state: ProxyState): void => {
     const record = ctx.record
     record.durationMs = performance.now() - ctx.started
     // Label only names velo serves: a client sending random model names must not grow the metrics.
     const model = record.model && state.catalog.resolve(record.model) ? record.model : ''
-    metrics.requests.inc({ model, route, status: String(record.status) })
-    metrics.duration.observe({ model, route }, record.durationMs / 1000)
+    requestSeries(model, route, record.status).record(record.durationMs / 1000)
     if (record.ttftMs !== undefined) metrics.ttft.observe({ model }, record.ttftMs / 1000)
     if (record.promptTokens) metrics.tokens.inc({ model, kind: 'prompt' }, record.promptTokens)
     if (record.completionTokens) metrics.tokens.inc({ model, kind: 'completion' }, record.completionTokens)
@@ -305,6 +324,8 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         .charge(ctx.principal, (record.promptTokens ?? 0) + (record.completionTokens ?? 0))
         .catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'rate-limit charge failed'))
     }
+    // Most requests outside inference log at debug, which is off by default: skip building the line.
+    if (!ctx.important && !logger.isLevelEnabled('debug')) return
     const line = {
       id: record.id,
       method: ctx.req.method,
@@ -603,13 +624,13 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         route = matched
       })
       .catch((error: unknown) => {
+        route = routeLabel(path)
         if (error instanceof ClientClosed || ctx.abort.signal.aborted) {
           ctx.record.status = 499
           return
         }
         const veloError = error instanceof VeloError ? error : undefined
         if (!veloError) logger.error({ id, err: errorMessage(error) }, 'unexpected error')
-        route = routeLabel(path)
         ctx.record.status = res.headersSent ? ctx.record.status || 500 : (veloError?.status ?? 500)
         if (ctx.record.status >= 500) stats.error(`${path}: ${errorMessage(error)}`)
         if (!res.headersSent) {

@@ -262,62 +262,68 @@ describe.skipIf(lacks('llama-server'))('velo serve pipeline: cache, queue, tool 
   })
 })
 
-describe.skipIf(lacks('llama-server'))('velo serve model affinity with managed maxLoaded 1', () => {
-  let started: Started
+/** Six agents side by side, each alternating between two models; how many loads it took. */
+async function alternatingAgents(started: Started): Promise<{ loads: number; mostLoaded: number }> {
+  const agents = 6
+  const rounds = 4
+  const statuses: number[] = []
+  // Sample how many models hold a place (loading or loaded) while the agents run.
+  let running = true
+  let mostLoaded = 0
+  const sampler = (async () => {
+    while (running) {
+      const held = started.velo.managed
+        .status()
+        .filter((model) => model.state === 'loading' || model.state === 'ready').length
+      mostLoaded = Math.max(mostLoaded, held)
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+  })()
+  await Promise.all(
+    Array.from({ length: agents }, async (_, agent) => {
+      for (let round = 0; round < rounds; round++) {
+        const model = (agent + round) % 2 === 0 ? 'model-a' : 'model-b'
+        const result = await post(`${started.velo.url}/v1/chat/completions`, {
+          model,
+          messages: [{ role: 'user', content: `Agent ${agent}, step ${round}` }],
+          max_tokens: 8,
+        })
+        expect(result.status, result.text).toBe(200)
+        statuses.push(result.status)
+      }
+    }),
+  )
+  running = false
+  await sampler
+  expect(statuses).toHaveLength(agents * rounds)
+  const loads = (model: string) =>
+    started.logs.filter((line) => line.msg === `loaded ${model}` && line.model === model).length
+  expect(loads('model-a')).toBeGreaterThanOrEqual(1)
+  expect(loads('model-b')).toBeGreaterThanOrEqual(1)
+  return { loads: loads('model-a') + loads('model-b'), mostLoaded }
+}
 
-  beforeAll(async () => {
+describe.skipIf(lacks('llama-server'))('velo serve model affinity with managed maxLoaded 1', () => {
+  const managedPair = (affinity: boolean) => {
     const path = required(rig().tinyModel, 'tiny model')
     const args = ['--ctx-size', '1024', '--parallel', '2']
-    started = await serve({
+    return serve({
       managed: { maxLoaded: 1, models: { 'model-a': { path, args }, 'model-b': { path, args } } },
+      scheduler: { affinity: { enabled: affinity } },
     })
-  })
-  afterAll(async () => {
-    await started?.velo.close()
-  })
+  }
 
   it('serves agents alternating A,B,A,B,... without loading a model per request', async () => {
-    // Six agents side by side, each alternating between the two models: 24 requests, interleaved.
-    const agents = 6
-    const rounds = 4
-    const statuses: number[] = []
-    // Sample how many models hold a place (loading or loaded) while the agents run.
-    let running = true
-    let mostLoaded = 0
-    const sampler = (async () => {
-      while (running) {
-        const held = started.velo.managed
-          .status()
-          .filter((model) => model.state === 'loading' || model.state === 'ready').length
-        mostLoaded = Math.max(mostLoaded, held)
-        await new Promise((resolve) => setTimeout(resolve, 5))
-      }
-    })()
-    await Promise.all(
-      Array.from({ length: agents }, async (_, agent) => {
-        for (let round = 0; round < rounds; round++) {
-          const model = (agent + round) % 2 === 0 ? 'model-a' : 'model-b'
-          const result = await post(`${started.velo.url}/v1/chat/completions`, {
-            model,
-            messages: [{ role: 'user', content: `Agent ${agent}, step ${round}` }],
-            max_tokens: 8,
-          })
-          expect(result.status, result.text).toBe(200)
-          statuses.push(result.status)
-        }
-      }),
-    )
-    running = false
-    await sampler
-    expect(statuses).toHaveLength(agents * rounds)
-    // maxLoaded 1 holds: one model at a time on the machine.
-    expect(mostLoaded).toBe(1)
-    const loads = (model: string) =>
-      started.logs.filter((line) => line.msg === `loaded ${model}` && line.model === model).length
-    expect(loads('model-a')).toBeGreaterThanOrEqual(1)
-    expect(loads('model-b')).toBeGreaterThanOrEqual(1)
-    // Queued requests of the loaded model are served before switching: about one load per round.
-    expect(loads('model-a') + loads('model-b')).toBeLessThanOrEqual((agents * rounds) / 3)
+    const started = await managedPair(true)
+    try {
+      const { loads, mostLoaded } = await alternatingAgents(started)
+      // maxLoaded 1 holds: one model at a time on the machine.
+      expect(mostLoaded).toBe(1)
+      // Queued requests of the loaded model are served before switching: about one load per round.
+      expect(loads).toBeLessThanOrEqual(24 / 3)
+    } finally {
+      await started.velo.close()
+    }
   })
 })
 

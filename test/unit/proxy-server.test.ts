@@ -459,7 +459,7 @@ describe('the scheduler and cache seams', () => {
     )
     expect(status).toBe(200)
     expect(acquired[0]).toMatchObject({ model: 'ok', priority: 5 })
-    expect(acquired[0]?.prefixKeys?.length).toBeGreaterThan(0)
+    expect(acquired[0]?.prefixKeys?.().length).toBeGreaterThan(0)
     expect(headers.get('x-velo-queue-ms')).toBe('42')
     expect(headers.get('x-velo-cache')).toBe('miss')
     expect(released).toBe(1)

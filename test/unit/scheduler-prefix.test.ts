@@ -101,7 +101,7 @@ describe('scheduler leases with prefix affinity', () => {
       priority: 0,
       promptChars: 10,
       signal: new AbortController().signal,
-      prefixKeys: keys,
+      prefixKeys: () => keys,
     }
     scheduler.setCapacity('plain', 2)
     const plain = await scheduler.acquire({ ...base, model: 'plain' })
@@ -117,7 +117,7 @@ describe('scheduler leases with prefix affinity', () => {
       const other = await scheduler.acquire({
         ...base,
         model: 'llama',
-        prefixKeys: prefixKeys(chat(q, [], { role: 'system', content: q })),
+        prefixKeys: () => prefixKeys(chat(q, [], { role: 'system', content: q })),
       })
       other.release()
     }

@@ -137,6 +137,11 @@ export const configSchema = z.strictObject({
       weights: z.record(z.string(), z.number().positive()).default({}),
       affinity: z
         .strictObject({
+          /**
+           * Serve the loaded models' queued requests before switching (true), or admit every request
+           * in arrival order and let the process manager swap models as they come (false).
+           */
+          enabled: z.boolean().default(true),
           /** How long a model may wait while other models of its machine hold every place. */
           maxWait: durationSchema.default(10_000),
         })

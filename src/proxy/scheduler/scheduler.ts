@@ -398,7 +398,7 @@ export class VeloScheduler implements Scheduler {
   private grant(state: ModelState, request: AdmissionRequest, enqueuedAt: number): AdmissionLease {
     const started = this.now()
     state.running++
-    const slot = state.slots?.pick(request.prefixKeys)
+    const slot = state.slots?.pick(request.prefixKeys?.())
     const queueMs = Math.max(0, started - enqueuedAt)
     let released = false
     this.emit({ type: 'admitted', model: state.model, client: request.client, queueMs, slot })
