@@ -35,12 +35,15 @@ fi
 
 # 3. Ollama, built from its Go module. The module zip drops llama.cpp's vendor/ headers
 #    (nlohmann json, stb, miniaudio); the llama.cpp source velo's engine uses carries them.
-OLLAMA_BIN="$RIG_CACHE/ollama-$OLLAMA_VERSION/bin/ollama"
+#    -march=native: cgo compiles ggml's CPU kernels with the compiler's baseline otherwise (no
+#    AVX2), which ran the small synthetic model at 6.7 tokens/s against 90 with it.
+OLLAMA_BIN="$RIG_CACHE/ollama-$OLLAMA_VERSION-native/bin/ollama"
 if [ ! -x "$OLLAMA_BIN" ]; then
   if command -v go >/dev/null 2>&1; then
     vendor="$engine_source/vendor"
     echo "rig: building ollama $OLLAMA_VERSION with go (several minutes, once)" >&2
-    CGO_CPPFLAGS="-I$vendor" CGO_CXXFLAGS="-I$vendor" GOBIN="$RIG_CACHE/ollama-$OLLAMA_VERSION/bin" \
+    CGO_CPPFLAGS="-I$vendor" CGO_CFLAGS="-O3 -march=native" CGO_CXXFLAGS="-O3 -march=native -I$vendor" \
+      GOBIN="$(dirname "$OLLAMA_BIN")" \
       go install -ldflags "-X github.com/ollama/ollama/version.Version=${OLLAMA_VERSION#v}" \
       "github.com/ollama/ollama@$OLLAMA_VERSION" >&2
   else

@@ -5,6 +5,7 @@ import { detectMachine } from '../core/detect/index.js'
 import { renderMachineReport } from '../core/detect/render.js'
 import type { MachineReport } from '../core/detect/types.js'
 import { configFlag, modelsDirFlag } from '../flags.js'
+import { delayedProgress } from '../ui/delayed-progress.js'
 import { createProgress } from '../ui/progress.js'
 
 /** Progress appears only when probing takes longer than this, so a quick run prints nothing extra. */
@@ -45,13 +46,7 @@ export default class Detect extends VeloCommand {
   async run(): Promise<MachineReport> {
     const { flags } = await this.parse(Detect)
     const { config } = await loadConfig(flags.config)
-    const progress = createProgress()
-    let phase = ''
-    let shown = false
-    const timer = setTimeout(() => {
-      shown = true
-      progress.update(phase)
-    }, PROGRESS_AFTER_MS)
+    const progress = delayedProgress(createProgress(), PROGRESS_AFTER_MS)
     try {
       const report = await detectMachine({
         measureBandwidth: flags.measure,
@@ -61,16 +56,13 @@ export default class Detect extends VeloCommand {
         ports: flags.port ?? [],
         veloUrl: flags['velo-url'],
         configuredServer: config.engine.llamaServer,
-        onProgress: (message) => {
-          phase = message
-          if (shown) progress.update(message)
-        },
+        onProgress: (message) => progress.update(message),
       })
-      if (shown) progress.done(`probed in ${(report.durationMs / 1000).toFixed(1)} s`)
+      progress.done(`probed in ${(report.durationMs / 1000).toFixed(1)} s`)
       if (!this.jsonEnabled()) this.log(renderMachineReport(report))
       return report
     } finally {
-      clearTimeout(timer)
+      progress.stop()
     }
   }
 }

@@ -1,14 +1,20 @@
+import { canDrawLive } from './terminal.js'
+
 /**
  * A progress line for long work: redrawn in place on a TTY, plain lines otherwise (CI, pipes),
- * printed to stderr so `--json` output on stdout stays clean.
+ * printed to stderr so `--json` output on stdout stays clean. bench and optimize draw the richer
+ * ProgressView instead (live-progress.tsx) and fall back to these plain lines.
  */
 export interface ProgressReporter {
   update(message: string, percent?: number): void
   done(message: string): void
 }
 
-export function createProgress(stream: NodeJS.WriteStream = process.stderr): ProgressReporter {
-  const live = Boolean(stream.isTTY) && !process.env['CI']
+export function createProgress(
+  stream: NodeJS.WriteStream = process.stderr,
+  env: NodeJS.ProcessEnv = process.env,
+): ProgressReporter {
+  const live = canDrawLive(env, stream)
   let lastBucket = -1
   let lastMessage = ''
   return {

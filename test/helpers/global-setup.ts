@@ -33,7 +33,7 @@ async function findOllama(): Promise<string | undefined> {
   const fromEnv = process.env['OLLAMA_BIN']
   if (fromEnv && existsSync(fromEnv)) return fromEnv
   const rigCache = join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'velo-rig')
-  const cached = join(rigCache, `ollama-${OLLAMA_VERSION}`, 'bin', 'ollama')
+  const cached = join(rigCache, `ollama-${OLLAMA_VERSION}-native`, 'bin', 'ollama')
   if (existsSync(cached)) return cached
   return (await which('ollama', { nothrow: true })) ?? undefined
 }

@@ -67,6 +67,8 @@ describe.skipIf(lacks('llama-server'))('llama-server (velo engine) serving the t
 describe.skipIf(lacks('llama-server'))('llama-bench and the small synthetic model', () => {
   it('llama-bench measures prompt processing and generation on both synthetic sizes', async () => {
     const bench = required(rig().llamaBench, 'llama-bench')
+    // What the foundation issue asks of each size: tiny about 20M parameters, small 100-150M.
+    const paramRange = { tiny: [15e6, 25e6], small: [100e6, 150e6] } as const
     for (const size of ['tiny', 'small'] as const) {
       const model = await ensureSynthModel(size)
       const { stdout } = await execa(bench, ['-m', model, '-p', '32', '-n', '8', '-r', '1', '-o', 'json'])
@@ -81,6 +83,8 @@ describe.skipIf(lacks('llama-server'))('llama-bench and the small synthetic mode
       expect(pp?.avg_ts, size).toBeGreaterThan(0)
       expect(tg?.avg_ts, size).toBeGreaterThan(0)
       expect(pp?.model_n_params, size).toBe((await readGguf(model)).summary.parameterCount)
+      expect(pp?.model_n_params, size).toBeGreaterThanOrEqual(paramRange[size][0])
+      expect(pp?.model_n_params, size).toBeLessThanOrEqual(paramRange[size][1])
     }
   })
 

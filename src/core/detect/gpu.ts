@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import si from 'systeminformation'
+import si, { type Systeminformation } from 'systeminformation'
 import which from 'which'
 import { errorMessage } from '../errors.js'
 import {
@@ -116,8 +116,15 @@ export function readDrmCards(read: ReadText = readTextSync, root = '/sys/class/d
   })
 }
 
-async function controllerNames(): Promise<Array<{ vendor: GpuVendor; name: string; busId: string | null }>> {
-  const graphics = await si.graphics().catch(() => undefined)
+/** systeminformation's graphics probe; a parameter so tests can hand in a canned result. */
+export type ReadGraphics = () => Promise<Systeminformation.GraphicsData>
+
+const readGraphics: ReadGraphics = () => si.graphics()
+
+async function controllerNames(
+  graphicsOf: ReadGraphics,
+): Promise<Array<{ vendor: GpuVendor; name: string; busId: string | null }>> {
+  const graphics = await graphicsOf().catch(() => undefined)
   return (graphics?.controllers ?? []).map((controller) => ({
     vendor: vendorOf(controller.vendor),
     name: controller.model,
@@ -128,13 +135,19 @@ async function controllerNames(): Promise<Array<{ vendor: GpuVendor; name: strin
 function vendorOf(text: string): GpuVendor {
   const lower = text.toLowerCase()
   if (lower.includes('nvidia')) return 'nvidia'
-  if (lower.includes('advanced micro') || lower.includes('amd') || lower.includes('ati')) return 'amd'
+  // Whole words: "Intel Corporation" has "ati" in it.
+  if (lower.includes('advanced micro') || /\b(amd|ati)\b/.test(lower)) return 'amd'
   if (lower.includes('apple')) return 'apple'
   if (lower.includes('intel')) return 'intel'
   return 'other'
 }
 
-async function detectLinux(run: RunTool, notes: string[], read: ReadText): Promise<GpuInfo[]> {
+async function detectLinux(
+  run: RunTool,
+  notes: string[],
+  read: ReadText,
+  graphicsOf: ReadGraphics,
+): Promise<GpuInfo[]> {
   const [nvidia, rocm] = await Promise.all([detectNvidia(run, notes), detectRocm(run, notes)])
   const gpus: GpuInfo[] = [...(nvidia ?? []), ...(rocm ?? [])]
   const sysfs = readDrmCards(read)
@@ -145,7 +158,7 @@ async function detectLinux(run: RunTool, notes: string[], read: ReadText): Promi
   if (rocm !== undefined && rocm.length > 0) covered.add('amd')
   const rest = sysfs.filter((gpu) => !covered.has(gpu.vendor))
   if (rest.length > 0) {
-    const names = rest.some((gpu) => gpu.name === null) ? await controllerNames() : []
+    const names = rest.some((gpu) => gpu.name === null) ? await controllerNames(graphicsOf) : []
     for (const gpu of rest) {
       gpu.name ??=
         names.find((c) => c.vendor === gpu.vendor && (c.busId === null || c.busId === gpu.busId))?.name ??
@@ -163,11 +176,11 @@ async function detectLinux(run: RunTool, notes: string[], read: ReadText): Promi
   return gpus
 }
 
-async function detectMac(run: RunTool, notes: string[]): Promise<GpuInfo[]> {
+async function detectMac(run: RunTool, notes: string[], graphicsOf: ReadGraphics): Promise<GpuInfo[]> {
   const result = await run('system_profiler', ['SPHardwareDataType', 'SPDisplaysDataType', '-json'])
   if (!result.found || result.exitCode !== 0) {
     notes.push('gpu: system_profiler failed; GPU list comes from systeminformation')
-    return fromSystemInformation()
+    return fromSystemInformation(graphicsOf, notes)
   }
   const profile = parseSystemProfiler(result.stdout)
   if (profile.gpus.some((gpu) => gpu.unifiedMemory)) {
@@ -176,41 +189,64 @@ async function detectMac(run: RunTool, notes: string[]): Promise<GpuInfo[]> {
   return profile.gpus
 }
 
-async function fromSystemInformation(): Promise<GpuInfo[]> {
-  const graphics = await si.graphics().catch(() => undefined)
-  return (graphics?.controllers ?? []).map((controller, index) => ({
-    index,
-    vendor: vendorOf(controller.vendor),
-    name: controller.model || null,
-    unifiedMemory: false,
-    vramTotalBytes: controller.vram ? controller.vram * 1024 ** 2 : null,
-    vramUsedBytes: controller.memoryUsed ? controller.memoryUsed * 1024 ** 2 : null,
-    vramFreeBytes: controller.memoryFree ? controller.memoryFree * 1024 ** 2 : null,
-    driverVersion: controller.driverVersion ?? null,
-    computeCapability: null,
-    memoryBusWidthBits: null,
-    memoryClockMhz: null,
-    theoreticalBandwidthGBps: null,
-    gpuCores: controller.cores ?? null,
-    busId: controller.busAddress || null,
-    uuid: null,
-    source: 'systeminformation',
-  }))
+async function fromSystemInformation(graphicsOf: ReadGraphics, notes: string[]): Promise<GpuInfo[]> {
+  let graphics: Systeminformation.GraphicsData
+  try {
+    graphics = await graphicsOf()
+  } catch (error) {
+    notes.push(`gpu: systeminformation could not list the graphics controllers: ${errorMessage(error)}`)
+    return []
+  }
+  return gpusFromGraphics(graphics.controllers)
+}
+
+/**
+ * GPUs as systeminformation reports them (Windows, other platforms, a Mac without system_profiler).
+ * Its memory figures are MiB. A `vram` of 0 means it could not tell; a used or free of 0 is real.
+ */
+export function gpusFromGraphics(controllers: Systeminformation.GraphicsControllerData[]): GpuInfo[] {
+  return controllers.map((controller, index) => {
+    const vendor = vendorOf(controller.vendor)
+    // Apple Silicon's GPU shares RAM (systeminformation calls its VRAM dynamic): no VRAM of its own,
+    // the same answer system_profiler's path gives.
+    const unifiedMemory = vendor === 'apple' && controller.vramDynamic
+    const bytes = (mib: number | null | undefined): number | null =>
+      unifiedMemory || mib === null || mib === undefined ? null : mib * 1024 ** 2
+    return {
+      index,
+      vendor,
+      name: controller.model || null,
+      unifiedMemory,
+      vramTotalBytes: controller.vram ? bytes(controller.vram) : null,
+      vramUsedBytes: bytes(controller.memoryUsed),
+      vramFreeBytes: bytes(controller.memoryFree),
+      driverVersion: controller.driverVersion || null,
+      computeCapability: null,
+      memoryBusWidthBits: null,
+      memoryClockMhz: null,
+      theoreticalBandwidthGBps: null,
+      gpuCores: controller.cores ?? null,
+      busId: controller.busAddress || null,
+      uuid: null,
+      source: 'systeminformation',
+    }
+  })
 }
 
 /** The GPUs of this machine; an empty list when there are none (not an error). */
 export async function detectGpus(
   notes: string[],
-  options: { run?: RunTool; read?: ReadText; platform?: NodeJS.Platform } = {},
+  options: { run?: RunTool; read?: ReadText; platform?: NodeJS.Platform; graphics?: ReadGraphics } = {},
 ): Promise<GpuInfo[]> {
   const run = options.run ?? runTool()
   const platform = options.platform ?? process.platform
+  const graphicsOf = options.graphics ?? readGraphics
   try {
-    if (platform === 'linux') return await detectLinux(run, notes, options.read ?? readTextSync)
-    if (platform === 'darwin') return await detectMac(run, notes)
+    if (platform === 'linux') return await detectLinux(run, notes, options.read ?? readTextSync, graphicsOf)
+    if (platform === 'darwin') return await detectMac(run, notes, graphicsOf)
     const nvidia = await detectNvidia(run, notes)
     if (nvidia && nvidia.length > 0) return nvidia
-    return await fromSystemInformation()
+    return await fromSystemInformation(graphicsOf, notes)
   } catch (error) {
     notes.push(`gpu: probing failed: ${errorMessage(error)}`)
     return []
