@@ -4,7 +4,7 @@ import { benchFromCli } from '../core/bench/cli.js'
 import { renderTable } from '../core/bench/report/table.js'
 import type { BenchReport } from '../core/bench/types.js'
 import { configFlag } from '../flags.js'
-import { createProgress } from '../ui/progress.js'
+import { benchProgress } from '../ui/live-progress.js'
 
 export default class Bench extends VeloCommand {
   static override description =
@@ -125,7 +125,7 @@ export default class Bench extends VeloCommand {
 
   async run(): Promise<BenchReport> {
     const { flags } = await this.parse(Bench)
-    const progress = createProgress()
+    const progress = benchProgress()
     const controller = new AbortController()
     const interrupt = () => controller.abort()
     process.once('SIGINT', interrupt)
@@ -166,7 +166,7 @@ export default class Bench extends VeloCommand {
           config: flags.config,
           signal: controller.signal,
         },
-        (event) => progress.update(event.message, event.percent),
+        (event) => progress.event(event),
       )
       progress.done(result.report.aborted ? `stopped: ${result.report.aborted.message}` : 'bench finished')
       if (!this.jsonEnabled()) this.log(renderTable(result.report))
@@ -184,6 +184,8 @@ export default class Bench extends VeloCommand {
       if (result.failed) process.exitCode = 1
       return result.report
     } finally {
+      // A failed run ends the live view before its error prints.
+      progress.close()
       process.removeListener('SIGINT', interrupt)
     }
   }

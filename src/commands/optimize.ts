@@ -6,11 +6,11 @@ import { parseBytes, parseDuration } from '../core/config/units.js'
 import { VeloError } from '../core/errors.js'
 import { type OptimizeResult, optimize } from '../core/optimize/optimize.js'
 import { WAIT_IDLE_DEFAULTS } from '../core/optimize/quiet.js'
-import { bestLabel, eventLine, liveLine, renderOptimizeResult } from '../core/optimize/render.js'
+import { renderOptimizeResult } from '../core/optimize/render.js'
 import { expandHome } from '../core/paths.js'
 import type { Goal } from '../core/profiles/schema.js'
 import { configFlag } from '../flags.js'
-import { createProgress } from '../ui/progress.js'
+import { optimizeProgress } from '../ui/live-progress.js'
 
 function bytesFlag(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined
@@ -120,8 +120,7 @@ export default class Optimize extends VeloCommand {
     const interrupt = (code: number) => () => process.exit(code)
     process.once('SIGINT', interrupt(130))
     process.once('SIGTERM', interrupt(143))
-    const progress = createProgress()
-    let best: string | undefined
+    const progress = optimizeProgress()
     const result = await optimize({
       model,
       url: flags.url,
@@ -143,28 +142,18 @@ export default class Optimize extends VeloCommand {
         ? {
             ...WAIT_IDLE_DEFAULTS,
             onWait: (cores) =>
-              progress.done(
+              progress.note(
                 `  waiting for the machine to go idle (other processes use ${cores.toFixed(1)} cores)`,
               ),
             onRetry: (cores) =>
-              progress.done(
+              progress.note(
                 `  other processes used ${cores.toFixed(1)} cores during the trial; measuring it again`,
               ),
           }
         : undefined,
       configuredServer: config.engine.llamaServer,
-      onEvent: (event) => {
-        best = bestLabel(event) ?? best
-        const live = liveLine(event, best)
-        if (live) {
-          const percent =
-            event.type === 'trial-start' ? Math.round(((event.seq - 1) / event.maxTrials) * 100) : undefined
-          progress.update(live, percent)
-        }
-        const line = eventLine(event)
-        if (line) progress.done(line)
-      },
-    })
+      onEvent: (event) => progress.event(event),
+    }).finally(() => progress.close())
     if (!this.jsonEnabled()) this.log(renderOptimizeResult(result))
     return result
   }

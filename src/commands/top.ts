@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { VeloCommand } from '../base-command.js'
 import type { VeloStatus } from '../proxy/status-types.js'
-import { canDrawLive } from '../ui/run-dashboard.js'
+import { canDrawLive } from '../ui/terminal.js'
 import { fetchVeloStatus, runTop } from '../ui/top.js'
 
 export default class Top extends VeloCommand {

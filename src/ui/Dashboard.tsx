@@ -32,6 +32,7 @@ export interface DashboardProps {
 }
 
 const HINTS = '↑↓ select  u unload  l load  p pause/resume  c clear cache  ? help  q quit'
+const NO_KEYS_HINT = 'keys off: stdin is not a terminal  Ctrl-C quits'
 
 /** serve's live view and `velo top`: header, models, recent requests, health, and the keys. */
 export function Dashboard({ status, onAction, connection, notice, columns, rows, color }: DashboardProps) {
@@ -57,6 +58,7 @@ export function Dashboard({ status, onAction, connection, notice, columns, rows,
   }
 
   // Without a terminal on stdin (`velo serve < /dev/null`) the view still draws; the keys are off.
+  // Ink reports that as `isTTY`, undefined for a pipe or file, and useInput stays off only for false.
   const { isRawModeSupported } = useStdin()
   useInput(
     (input, key) => {
@@ -86,7 +88,7 @@ export function Dashboard({ status, onAction, connection, notice, columns, rows,
       if (input === 'l') onAction({ type: 'load', model: current.id })
       if (input === 'p') onAction({ type: current.paused ? 'resume' : 'pause', model: current.id })
     },
-    { isActive: isRawModeSupported },
+    { isActive: isRawModeSupported === true },
   )
 
   const counts = {
@@ -139,7 +141,11 @@ export function Dashboard({ status, onAction, connection, notice, columns, rows,
           ) : null}
         </Box>
         <Text wrap="truncate-end">
-          {notice ? <Styled tone={notice.tone}>{notice.text}</Styled> : <Styled tone="muted">{HINTS}</Styled>}
+          {notice ? (
+            <Styled tone={notice.tone}>{notice.text}</Styled>
+          ) : (
+            <Styled tone="muted">{isRawModeSupported === true ? HINTS : NO_KEYS_HINT}</Styled>
+          )}
         </Text>
       </Box>
     </ColorContext.Provider>

@@ -14,8 +14,17 @@ export interface ProgressStage {
   detail?: string | undefined
 }
 
+/** A figure under the stages: `best  45.2 tok/s (threads=4)`, `time left  8m12s`. */
+export interface ProgressFact {
+  label: string
+  value: string
+  tone?: Tone | undefined
+}
+
 export interface ProgressViewProps {
   stages: ProgressStage[]
+  /** Figures of the work in progress, one per line, labels aligned. */
+  facts?: ProgressFact[] | undefined
   title?: string | undefined
   /** Width to fit; defaults to 80. */
   width?: number | undefined
@@ -32,10 +41,12 @@ const GLYPHS: Record<StageState, [glyph: string, tone: Tone | undefined]> = {
 
 /**
  * A compact multi-stage progress view (bench warmup/measure, optimize trials): one line per stage
- * with a glyph, the label, a bar while it runs, and a note. Static: the caller rerenders it.
+ * with a glyph, the label, a bar while it runs, and a note, then the figures of the running work.
+ * Static: the caller rerenders it (live-progress.tsx).
  */
-export function ProgressView({ stages, title, width = 80, color }: ProgressViewProps) {
+export function ProgressView({ stages, facts = [], title, width = 80, color }: ProgressViewProps) {
   const labelWidth = Math.min(28, Math.max(8, ...stages.map((stage) => stage.label.length)))
+  const factWidth = Math.min(12, Math.max(0, ...facts.map((fact) => fact.label.length)))
   const barWidth = width >= 100 ? 30 : 20
   return (
     <ColorContext.Provider value={color ?? colorEnabled()}>
@@ -59,6 +70,12 @@ export function ProgressView({ stages, title, width = 80, color }: ProgressViewP
             </Text>
           )
         })}
+        {facts.map((fact) => (
+          <Text key={fact.label} wrap="truncate-end">
+            {`  ${fitCell(fact.label, factWidth)}  `}
+            <Styled tone={fact.tone}>{fact.value}</Styled>
+          </Text>
+        ))}
       </Box>
     </ColorContext.Provider>
   )

@@ -33,20 +33,6 @@ export const RESTORE_TERMINAL = '\x1b[?1049l\x1b[?25h'
 const SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGINT']
 
 /**
- * Whether the live view can draw: input and output are terminals and this is not CI. CI is read the
- * way Ink reads it (`CI` or `CONTINUOUS_INTEGRATION` set and not `0`/`false`), because Ink draws
- * nothing live there: deciding differently would leave a blank screen.
- */
-export function canDrawLive(
-  env: NodeJS.ProcessEnv = process.env,
-  stdout: { isTTY?: boolean } = process.stdout,
-  stdin: { isTTY?: boolean } = process.stdin,
-): boolean {
-  const set = (key: string) => key in env && env[key] !== '0' && env[key] !== 'false'
-  return Boolean(stdout.isTTY && stdin.isTTY) && !set('CI') && !set('CONTINUOUS_INTEGRATION')
-}
-
-/**
  * Draw the live dashboard full-screen on a TTY until the user quits. The terminal (alternate
  * screen, cursor, raw mode) is restored on every way out: quit, close(), a signal, a crash in a view,
  * and an uncaught exception anywhere in the process (restored before Node prints it, so it shows).

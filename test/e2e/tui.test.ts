@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execa } from 'execa'
@@ -76,6 +76,19 @@ async function waitForScreen(
     { timeout: options.timeout ?? 20_000, interval: 200 },
   )
   return last
+}
+
+/** The header's tokens/s (`154 tok/s`, `12.3k tok/s`) on a dashboard screen. */
+function headerTokensPerSecond(text: string): number {
+  const found = /\s([\d.]+)(k|M)? tok\/s\s/.exec(text)
+  if (!found) throw new Error(`no tok/s in the header:\n${text}`)
+  return Number(found[1]) * (found[2] === 'k' ? 1e3 : found[2] === 'M' ? 1e6 : 1)
+}
+
+/** The llama-server processes started for `model` (a path only this test uses). */
+async function llamaServersFor(model: string): Promise<string[]> {
+  const { stdout } = await execa('pgrep', ['-f', `llama-server.* ${model}`], { reject: false })
+  return stdout.split('\n').filter((line) => line.trim() !== '')
 }
 
 function withModel(
@@ -201,6 +214,57 @@ describe('velo top under tmux', () => {
   })
 })
 
+// How velo serve decides between the dashboard and log lines on a real terminal. No model needed.
+describe('velo serve on a terminal, with and without the dashboard', () => {
+  let dir: string
+  let config: string
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'velo-tui-plain-'))
+    config = join(dir, 'velo.yaml')
+    await writeFile(config, '')
+  })
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+  const serve = async (extra: string, env: Record<string, string> = {}) => {
+    const port = await freePort()
+    await startVelo(
+      `serve --config ${config} --port ${port} --no-detect-ollama ${extra}`,
+      { x: 100, y: 30 },
+      env,
+    )
+    return port
+  }
+
+  for (const [name, extra, env] of [
+    ['--no-tui', '--no-tui', {}],
+    // Ink draws nothing live when it reads CI this way, so a dashboard here would be a blank screen.
+    ['CONTINUOUS_INTEGRATION=1', '', { CONTINUOUS_INTEGRATION: '1' }],
+    ['an empty CI', '', { CI: '' }],
+  ] as const) {
+    it(`prints plain log lines on the main screen with ${name}`, async () => {
+      const port = await serve(extra, env)
+      const text = await waitForScreen((s) => s.includes('listening on'), 'the listening line')
+      expect(text).toContain(`velo serve listening on http://127.0.0.1:${port}`)
+      expect(await pane('#{alternate_on}')).toBe('0')
+      await keys('C-c')
+      const after = await waitForScreen((s) => s.includes('velo serve exited'), 'velo serve ending')
+      expect(after).toContain('velo serve exited 0')
+    })
+  }
+
+  it('draws the dashboard when only stdin is not a terminal; Ctrl-C still stops it', async () => {
+    const port = await serve('< /dev/null')
+    const text = await waitForScreen((s) => s.includes('keys off: stdin is not a terminal'), 'the dashboard')
+    expect(text).toContain(`127.0.0.1:${port}`)
+    expect(await pane('#{alternate_on}')).toBe('1')
+    await keys('C-c')
+    const after = await waitForScreen((s) => s.includes('velo serve exited'), 'velo serve ending')
+    expect(after).toContain('velo serve exited 0')
+    expect(await pane('#{alternate_on} #{cursor_flag}')).toBe('0 1')
+  })
+})
+
 // The whole stack: velo serve's own dashboard in front of the rig's llama-server (velo's managed
 // engine with the tiny synthetic model), driven by real requests, with velo top attached beside it.
 describe.skipIf(lacks('llama-server'))('velo serve dashboard under tmux', () => {
@@ -236,15 +300,19 @@ describe.skipIf(lacks('llama-server'))('velo serve dashboard under tmux', () => 
   it('shows the model load, take a queue and tokens/s, and unload on u; velo top shows the same', {
     timeout: 400_000,
   }, async () => {
-    const model = required(rig().tinyModel, 'tiny model')
+    // The rig's model under a path of this test's own, so that its llama-server can be told apart
+    // from those of other tests running at the same time.
+    const model = join(dir, 'velo-tiny.gguf')
+    await symlink(required(rig().tinyModel, 'tiny model'), model)
     const config = join(dir, 'velo.yaml')
     await writeFile(config, '')
     const port = await freePort()
     const url = `http://127.0.0.1:${port}`
     await startVelo(`serve --config ${config} --model ${model} --port ${port}`, { x: 100, y: 30 })
-    await waitForScreen((s) => /velo-tiny\s+managed\s+unloaded/.test(s), 'velo-tiny unloaded', {
+    const idle = await waitForScreen((s) => /velo-tiny\s+managed\s+unloaded/.test(s), 'velo-tiny unloaded', {
       timeout: 60_000,
     })
+    expect(headerTokensPerSecond(idle)).toBe(0)
     // velo top in a second window of the same tmux server, attached over HTTP.
     await tmux(
       'new-window',
@@ -264,25 +332,34 @@ describe.skipIf(lacks('llama-server'))('velo serve dashboard under tmux', () => 
     // the rest wait in velo's queue.
     const requests = Array.from({ length: 12 }, () => chat(url))
     const busy = /velo-tiny\s+managed\s+ready\s+(\d+)\/(\d+)\s+(\d+)\s+\S+\s+(\d+)/
-    const loaded = await waitForScreen(
-      (s) => {
-        const row = busy.exec(s)
-        return row !== null && Number(row[1]) > 0 && Number(row[3]) > 0
-      },
-      'a busy model with a queue',
-      { timeout: 90_000 },
-    )
-    const row = busy.exec(loaded)
-    expect(Number(row?.[1])).toBe(Number(row?.[2]))
-    await waitForScreen(
-      (s) => /velo-tiny\s+managed\s+ready/.test(s) && /[1-9]\d* tok\/s/.test(s),
-      'tokens/s',
-      {
+    const busyWithQueue = (s: string) => {
+      const row = busy.exec(s)
+      return row !== null && Number(row[1]) > 0 && Number(row[3]) > 0
+    }
+    // Slots fill one by one as the model comes up: wait for the frame with every slot taken.
+    const fullWithQueue = (s: string) => busyWithQueue(s) && busy.exec(s)?.[1] === busy.exec(s)?.[2]
+    // Both screens while the load runs: velo top reads the same figures over HTTP.
+    const [loaded, topLoaded] = await Promise.all([
+      waitForScreen(fullWithQueue, 'every slot busy and a queue', { timeout: 90_000 }),
+      waitForScreen(busyWithQueue, 'velo top: a busy model with a queue', {
         target: topWindow,
-        timeout: 60_000,
-      },
+        timeout: 90_000,
+      }),
+    ])
+    const topRow = busy.exec(topLoaded)
+    expect(Number(topRow?.[3])).toBeGreaterThan(0)
+    expect(Number(topRow?.[2])).toBe(Number(busy.exec(loaded)?.[2]))
+    // Its llama-server runs under this test's model path.
+    expect(await llamaServersFor(model)).toHaveLength(1)
+    const flowing = await waitForScreen((s) => headerTokensPerSecond(s) > 0, 'tokens/s', { timeout: 60_000 })
+    // VELO_TUI_CAPTURE=FILE keeps this screen, the dashboard under load, for docs/serve.md.
+    const capture = process.env['VELO_TUI_CAPTURE']
+    if (capture) await writeFile(capture, `${flowing.trimEnd()}\n`)
+    await waitForScreen(
+      (s) => /velo-tiny\s+managed\s+ready/.test(s) && headerTokensPerSecond(s) > 0,
+      'velo top: tokens/s',
+      { target: topWindow, timeout: 60_000 },
     )
-    expect(await screen(false, topWindow)).toMatch(/velo-tiny\s+managed\s+ready\s+\d+\/\d+/)
 
     expect(await Promise.all(requests)).toEqual(Array(12).fill(200))
     await waitForScreen((s) => /velo-tiny\s+managed\s+ready\s+0\/\d+\s+0/.test(s), 'the queue drained', {
@@ -298,12 +375,21 @@ describe.skipIf(lacks('llama-server'))('velo serve dashboard under tmux', () => 
       target: topWindow,
     })
 
+    await vi.waitFor(async () => expect(await llamaServersFor(model)).toEqual([]), { timeout: 30_000 })
+
+    // Loaded again with l, then q: velo stops its llama-server on the way out.
+    await keys('l')
+    await waitForScreen((s) => /velo-tiny\s+managed\s+ready/.test(s), 'velo-tiny loaded by l', {
+      timeout: 60_000,
+    })
+    expect(await llamaServersFor(model)).toHaveLength(1)
     await keys('q')
     const after = await waitForScreen((s) => s.includes('velo serve exited'), 'velo serve ending', {
       timeout: 60_000,
     })
     expect(after).toContain('velo serve exited 0')
     expect(await pane('#{alternate_on} #{cursor_flag}')).toBe('0 1')
+    expect(await llamaServersFor(model)).toEqual([])
     // velo top saw it go.
     await waitForScreen((s) => s.includes('disconnected (retry'), 'velo top: disconnected', {
       target: topWindow,
