@@ -69,9 +69,10 @@ const USAGE = `npx tsx bench/optimize-vs-grid.ts [options]
   --reuse-grid         take the grid from the last finished run with the same settings instead of
                        measuring it again (optimize, the head to head and velo bench still run)
   --ollama-workload P,G,T
-                       Ollama's prompt tokens, generated tokens and p99 TTFT bound (default 32,16,2m:
-                       the rig's Ollama build runs this model at a few tokens/s, where 128,64 at
-                       concurrency 4 breaks optimize's default 10s bound in every configuration)
+                       Ollama's prompt tokens, generated tokens and p99 TTFT bound (default: the same
+                       workload as llama-server's, optimize's defaults; for an Ollama built without
+                       SIMD, about 7 tokens/s here, use 64,16,2m: velo bench needs more prompt
+                       tokens than the chat template's 35)
   --seed N             order of the grid (default 1)
   --max-wait D         how long a trial waits for an idle machine before it runs anyway (default 5m)
   --no-wait-idle       measure even while other processes keep the CPUs busy (by default every
@@ -88,7 +89,7 @@ interface Settings {
   benchRuns: number
   fresh: boolean
   reuseGrid: boolean
-  ollamaWorkload: { promptTokens: number; genTokens: number; maxTtftMs: number }
+  ollamaWorkload: { promptTokens: number; genTokens: number; maxTtftMs: number } | undefined
   seed: number
   waitIdle: boolean
   maxWaitMs: number
@@ -114,10 +115,10 @@ function ollamaWorkload(value: string): Settings['ollamaWorkload'] {
   const [prompt, gen, ttft] = value.split(',').map((part) => part.trim())
   const maxTtftMs = ttft === undefined ? undefined : parseDuration(ttft)
   if (maxTtftMs === undefined || !(maxTtftMs > 0)) {
-    throw new Error(`--ollama-workload: expected PROMPT,GEN,TTFT like 32,16,2m, got "${value}"`)
+    throw new Error(`--ollama-workload: expected PROMPT,GEN,TTFT like 64,16,2m, got "${value}"`)
   }
   return {
-    promptTokens: positive(prompt, 32, '--ollama-workload prompt tokens'),
+    promptTokens: positive(prompt, 64, '--ollama-workload prompt tokens'),
     genTokens: positive(gen, 16, '--ollama-workload generated tokens'),
     maxTtftMs,
   }
@@ -162,7 +163,8 @@ function parseSettings(argv: string[]): Settings {
     benchRuns: positive(values['bench-runs'], 4, '--bench-runs'),
     fresh: values.fresh ?? false,
     reuseGrid: values['reuse-grid'] ?? false,
-    ollamaWorkload: ollamaWorkload(values['ollama-workload'] ?? '32,16,2m'),
+    ollamaWorkload:
+      values['ollama-workload'] === undefined ? undefined : ollamaWorkload(values['ollama-workload']),
     seed: positive(values.seed, 1, '--seed'),
     waitIdle: values['wait-idle'] ?? true,
     maxWaitMs: waitLimit(values['max-wait']),
@@ -218,7 +220,8 @@ async function findOllama(): Promise<string> {
   const fromEnv = process.env['OLLAMA_BIN']
   if (fromEnv && existsSync(fromEnv)) return fromEnv
   const rigCache = join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'velo-rig')
-  const cached = join(rigCache, `ollama-${process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'}`, 'bin', 'ollama')
+  const version = process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'
+  const cached = join(rigCache, `ollama-${version}-native`, 'bin', 'ollama')
   if (existsSync(cached)) return cached
   const onPath = await which('ollama', { nothrow: true })
   if (!onPath) throw new Error('no ollama: run scripts/rig.sh, or set OLLAMA_BIN')

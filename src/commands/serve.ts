@@ -13,6 +13,7 @@ import type { VeloStatus } from '../proxy/status-types.js'
 import { createProgress } from '../ui/progress.js'
 import { runDashboard } from '../ui/run-dashboard.js'
 import { createPollingSource } from '../ui/source.js'
+import { canDrawLive } from '../ui/terminal.js'
 
 export interface ServeResult {
   listen: string
@@ -60,7 +61,8 @@ export default class Serve extends VeloCommand {
     }),
     'log-format': Flags.string({
       options: ['json', 'pretty'],
-      description: 'request log lines (default pretty)',
+      description:
+        'request log lines (default pretty); with the dashboard on, logs are always JSON lines in ~/.cache/velo/logs/serve.log',
     }),
     'insecure-no-auth': Flags.boolean({
       default: false,
@@ -93,7 +95,9 @@ export default class Serve extends VeloCommand {
       logFormat: flags['log-format'] as 'json' | 'pretty' | undefined,
     }
     const config = applyServeFlags(loaded.config, serveFlags)
-    const dashboard = flags.tui && process.stdout.isTTY === true && !process.env['CI'] && !this.jsonEnabled()
+    // The same test as every live view (Ink's reading of CI included, or the screen stays blank); a
+    // stdin that is not a terminal only turns the keys off.
+    const dashboard = flags.tui && !this.jsonEnabled() && canDrawLive()
     const logFile = join(cacheDir(), 'logs', 'serve.log')
     // The dashboard owns the terminal: logs go to a file then; with --json they go to stderr.
     const logger: Logger = dashboard

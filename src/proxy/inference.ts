@@ -23,14 +23,15 @@ import { mergeOllamaOptions } from './profiles.js'
 import type { RetryPlan } from './repair/index.js'
 import { callUpstream, type Endpoint, type UpstreamCall } from './resilience/call.js'
 import { describePrompt } from './scheduler/auto-router.js'
-import { prefixKeys } from './scheduler/prefix-affinity.js'
-import { resolvePriority } from './scheduler/scheduler.js'
+import { pickByPrefix, prefixKeys } from './scheduler/prefix-affinity.js'
+import { QueueRejection, resolvePriority } from './scheduler/scheduler.js'
 import {
   createNDJSONSplitter,
   createSSEParser,
   streamErrorMessage,
   withoutNullFields,
 } from './translate/index.js'
+import type { Upstream } from './upstreams.js'
 
 /** Usage as far as the upstream reported it. */
 interface Usage {
@@ -43,6 +44,7 @@ const TAIL_BYTES = 16 * 1024
 const HEAD_BYTES = 4 * 1024
 /** Past this, a plain response is not kept whole (for the cache); its usage still is read. */
 const KEEP_LIMIT = 8 * 1024 * 1024
+const EMPTY = Buffer.alloc(0)
 
 function bump(map: Map<string, number>, key: string, by: number): void {
   const next = (map.get(key) ?? 0) + by
@@ -303,13 +305,14 @@ function repairAnswer(
   body: Record<string, unknown>,
   model: string,
   attemptsSoFar: number,
+  enforced: boolean,
 ): { response: unknown; retry: RetryPlan | undefined } {
   const repairer = state.repairer
   if (!repairer) return { response: answer, retry: undefined }
   const repaired =
     api === 'openai'
-      ? repairer.openAI(answer, body, model, attemptsSoFar)
-      : repairer.ollama(answer, body, model, attemptsSoFar)
+      ? repairer.openAI(answer, body, model, attemptsSoFar, { enforced })
+      : repairer.ollama(answer, body, model, attemptsSoFar, { enforced })
   return { response: repaired.response, retry: repaired.retry }
 }
 
@@ -389,6 +392,8 @@ export async function handleInference(
   } catch (error) {
     admission?.release()
     if (signal.aborted) throw new ClientClosed()
+    // A request the queue gave up on waited all the same: x-velo-queue-ms says how long.
+    if (error instanceof QueueRejection) ctx.record.queueMs = error.queueMs
     throw error
   } finally {
     bump(state.waiting, entry.id, -1)
@@ -398,11 +403,10 @@ export async function handleInference(
   try {
     ctx.record.queueMs = admission.queueMs + (lease?.waitedMs ?? 0)
     const managed = managedEndpoint(entry, lease)
-    if (upstreamApi === INFERENCE_ROUTES[route].api) {
-      await forwardSame(state, ctx, { entry, managed, parsed, route, raw, body, admission, lookup })
-    } else {
-      await forwardCross(state, ctx, { entry, managed, parsed, route, raw, body, admission, lookup })
-    }
+    const preferred = entry.upstreams.length > 1 ? preferredUpstream(state, entry, body) : undefined
+    const job: Forward = { entry, managed, preferred, parsed, route, raw, body, admission, lookup }
+    if (upstreamApi === INFERENCE_ROUTES[route].api) await forwardSame(state, ctx, job)
+    else await forwardCross(state, ctx, job)
   } finally {
     bump(state.active, entry.id, -1)
     admission.release()
@@ -411,10 +415,30 @@ export async function handleInference(
   }
 }
 
+/**
+ * Prefix affinity across a model's upstreams: each conversation has a home upstream (rendezvous
+ * hashing of its prefix key), whose prompt cache holds its earlier turns. Conversations spread over
+ * the upstreams by hash, so one long system prompt shared by many does not pull them all to one.
+ */
+function preferredUpstream(
+  state: ProxyState,
+  entry: CatalogEntry,
+  body: Record<string, unknown>,
+): Upstream | undefined {
+  if (!state.scheduling || !state.config.scheduler.prefixAffinity) return undefined
+  const [key] = prefixKeys(body)
+  if (key === undefined) return undefined
+  const urls = entry.upstreams.map((upstream) => upstream.url)
+  const home = pickByPrefix(key, urls)
+  return entry.upstreams.find((upstream) => upstream.url === home)
+}
+
 interface Forward {
   entry: CatalogEntry
   /** A managed model's llama-server; undefined: one of `entry.upstreams`. */
   managed: Endpoint | undefined
+  /** Of `entry.upstreams`, the one to try first (prefix affinity); undefined: the balance decides. */
+  preferred: Upstream | undefined
   parsed: ParsedRequest
   route: InferenceRoute
   raw: Buffer
@@ -445,6 +469,58 @@ function passUpstreamError(
 }
 
 /** The client speaks the upstream's API: pass the bytes through, changing the body only when needed. */
+/** A stream already under way broke off upstream: end it with the API's error frame; 502 in the log. */
+function endStreamWithError(
+  state: ProxyState,
+  ctx: RequestContext,
+  route: InferenceRoute,
+  message: string,
+): void {
+  state.stats.error(message)
+  ctx.record.status = 502
+  ctx.res.end(streamErrorFrame(route, message))
+}
+
+/**
+ * A non-streamed answer, relayed whole: one write carries the headers and the body with its length
+ * (not chunked, so no second write for the terminator), and an upstream that fails part way still
+ * gets a proper 502 instead of a cut-off 200.
+ */
+async function sendWhole(
+  state: ProxyState,
+  ctx: RequestContext,
+  call: UpstreamCall,
+  contentType: string,
+  tap: BodyTap,
+): Promise<void> {
+  let body: Buffer = EMPTY
+  try {
+    if (call.first !== undefined && call.rest) {
+      tap.push(call.first)
+      body = call.first
+      let parts: Buffer[] | undefined
+      for await (const chunk of call.rest) {
+        tap.push(chunk)
+        parts ??= [body]
+        parts.push(chunk)
+      }
+      if (parts) body = Buffer.concat(parts)
+    }
+  } catch (error) {
+    if (ctx.abort.signal.aborted) throw new ClientClosed()
+    const message = `upstream ${call.endpoint.label} failed mid-response: ${call.midStreamFailure(error)}`
+    state.stats.error(message)
+    throw new VeloError('VELO_UPSTREAM_ERROR', message, { status: 502 })
+  }
+  ctx.record.status = call.statusCode
+  ctx.res.writeHead(call.statusCode, {
+    'content-type': contentType,
+    'content-length': body.length,
+    ...veloHeaders(ctx, ctx.record.queueMs),
+  })
+  ctx.res.end(body)
+}
+
 async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
   const { entry, body, route } = job
   let changed: Record<string, unknown> | undefined
@@ -456,9 +532,8 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
     const options = profile ? mergeOllamaOptions(body['options'], profile.ollamaOptions) : undefined
     if (options) changed = { ...(changed ?? body), options }
   }
-  if (entry.kind === 'managed' && job.admission.slot !== undefined) {
-    changed = { ...(changed ?? body), id_slot: job.admission.slot }
-  }
+  // The scheduler hands out slots only for a llama-server (managed, or the one upstream of the model).
+  if (job.admission.slot !== undefined) changed = { ...(changed ?? body), id_slot: job.admission.slot }
   if (entry.kind !== 'ollama') {
     // llama-server rejects an explicit null where OpenAI clients send one to mean "not set".
     const cleaned = withoutNullFields(changed ?? body)
@@ -470,7 +545,7 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
     return
   }
   const payload = changed ? JSON.stringify(changed) : job.raw
-  const call = await callUpstream(state, ctx, entry, job.managed, route, payload, 'stream')
+  const call = await callUpstream(state, ctx, entry, job.managed, route, payload, 'stream', job.preferred)
   const res = ctx.res
   const label = call.endpoint.label
   const contentType = String(call.headers['content-type'] ?? 'application/json')
@@ -480,38 +555,43 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
       passUpstreamError(state, ctx, call, contentType)
       return
     }
-    res.writeHead(call.statusCode, {
-      'content-type': contentType,
-      ...(job.parsed.stream ? { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } : {}),
-      ...veloHeaders(ctx, ctx.record.queueMs),
-    })
-    ctx.record.status = call.statusCode
-    try {
-      if (call.first !== undefined && call.rest) {
-        if (job.parsed.stream && INFERENCE_ROUTES[route].generates)
-          ctx.record.ttftMs = performance.now() - ctx.started
-        tap.push(call.first)
-        const wait = writeChunk(res, call.first)
-        if (wait) await wait
-        for await (const chunk of call.rest) {
-          tap.push(chunk)
-          const wait = writeChunk(res, chunk)
+    if (!job.parsed.stream) {
+      await sendWhole(state, ctx, call, contentType, tap)
+    } else {
+      res.writeHead(call.statusCode, {
+        'content-type': contentType,
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+        ...veloHeaders(ctx, ctx.record.queueMs),
+      })
+      ctx.record.status = call.statusCode
+      try {
+        if (call.first !== undefined && call.rest) {
+          if (INFERENCE_ROUTES[route].generates) ctx.record.ttftMs = performance.now() - ctx.started
+          tap.push(call.first)
+          const wait = writeChunk(res, call.first)
           if (wait) await wait
+          for await (const chunk of call.rest) {
+            tap.push(chunk)
+            const wait = writeChunk(res, chunk)
+            if (wait) await wait
+          }
         }
+      } catch (error) {
+        if (ctx.abort.signal.aborted) throw new ClientClosed()
+        endStreamWithError(
+          state,
+          ctx,
+          route,
+          `upstream ${label} failed mid-response: ${call.midStreamFailure(error)}`,
+        )
+        return
       }
-    } catch (error) {
-      if (ctx.abort.signal.aborted) throw new ClientClosed()
-      const message = `upstream ${label} failed mid-response: ${call.midStreamFailure(error)}`
-      state.stats.error(message)
-      ctx.record.status = 502
-      if (job.parsed.stream) res.write(streamErrorFrame(route, message))
       res.end()
-      return
     }
   } finally {
     call.end()
   }
-  res.end()
   const usage = usageFromText(tap.ends())
   ctx.record.promptTokens = usage.prompt
   ctx.record.completionTokens = INFERENCE_ROUTES[route].generates ? usage.completion : undefined
@@ -543,7 +623,16 @@ async function forwardRepaired(
   const enforcement = state.repairer?.enforcement(api, body, entry.id)
   let sent: Record<string, unknown> = enforcement ? { ...upstreamBody, ...enforcement } : upstreamBody
   for (let attempt = 0; ; attempt++) {
-    const call = await callUpstream(state, ctx, entry, job.managed, route, JSON.stringify(sent), 'whole')
+    const call = await callUpstream(
+      state,
+      ctx,
+      entry,
+      job.managed,
+      route,
+      JSON.stringify(sent),
+      'whole',
+      job.preferred,
+    )
     const text = call.text ?? ''
     const label = call.endpoint.label
     const contentType = String(call.headers['content-type'] ?? 'application/json')
@@ -566,7 +655,7 @@ async function forwardRepaired(
         `upstream ${label} sent a body that is not JSON: ${errorMessage(error)}`,
       )
     }
-    const repaired = repairAnswer(state, api, answer, body, entry.id, attempt)
+    const repaired = repairAnswer(state, api, answer, body, entry.id, attempt, enforcement !== undefined)
     if (repaired.retry?.retry) {
       state.logger.info({ id: ctx.id, model: entry.id, attempt: repaired.retry.attempt }, 'tool call retry')
       sent = retryBody(api, sent, repaired.retry)
@@ -604,13 +693,23 @@ async function forwardRepairedStream(
   const api = INFERENCE_ROUTES[route].api
   const enforcement = state.repairer?.enforcement(api, body, entry.id)
   const sent = enforcement ? { ...upstreamBody, ...enforcement } : upstreamBody
+  const streamOptions = { enforced: enforcement !== undefined }
   const assembler =
     api === 'openai'
-      ? state.repairer?.openAIStream(body, entry.id)
-      : state.repairer?.ollamaStream(body, entry.id)
+      ? state.repairer?.openAIStream(body, entry.id, streamOptions)
+      : state.repairer?.ollamaStream(body, entry.id, streamOptions)
   // repairsToolCalls sent the request here because a repairer exists, so it has an assembler.
   if (!assembler) throw new VeloError('VELO_INTERNAL', 'tool-call repair is on but has no stream assembler')
-  const call = await callUpstream(state, ctx, entry, job.managed, route, JSON.stringify(sent), 'stream')
+  const call = await callUpstream(
+    state,
+    ctx,
+    entry,
+    job.managed,
+    route,
+    JSON.stringify(sent),
+    'stream',
+    job.preferred,
+  )
   const res = ctx.res
   const label = call.endpoint.label
   const contentType = String(call.headers['content-type'] ?? 'application/json')
@@ -682,10 +781,12 @@ async function forwardRepairedStream(
       await flush()
     } catch (error) {
       if (ctx.abort.signal.aborted) throw new ClientClosed()
-      const message = `upstream ${label} failed mid-stream: ${call.midStreamFailure(error)}`
-      state.stats.error(message)
-      ctx.record.status = 502
-      res.end(streamErrorFrame(route, message))
+      endStreamWithError(
+        state,
+        ctx,
+        route,
+        `upstream ${label} failed mid-stream: ${call.midStreamFailure(error)}`,
+      )
       return
     }
     res.end()
@@ -715,17 +816,18 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     const options = profile ? mergeOllamaOptions(plan.body['options'], profile.ollamaOptions) : undefined
     if (options) plan.body['options'] = options
   }
-  if (entry.kind === 'managed' && job.admission.slot !== undefined) plan.body['id_slot'] = job.admission.slot
+  if (job.admission.slot !== undefined) plan.body['id_slot'] = job.admission.slot
   // Tool calls of a non-streamed chat are repaired in the client's format after translation (no
   // corrective retries on this path: the retry turn would have to be translated back).
-  const repairs = repairsToolCalls(state, route, job.body) && !plan.stream
-  if (repairs) {
+  let repairs: { enforced: boolean } | undefined
+  if (repairsToolCalls(state, route, job.body) && !plan.stream) {
     const enforcement = state.repairer?.enforcement(
       entry.kind === 'ollama' ? 'ollama' : 'openai',
       job.body,
       entry.id,
     )
     if (enforcement) Object.assign(plan.body, enforcement)
+    repairs = { enforced: enforcement !== undefined }
   }
   const call = await callUpstream(
     state,
@@ -735,6 +837,7 @@ async function forwardCross(state: ProxyState, ctx: RequestContext, job: Forward
     plan.upstreamRoute,
     JSON.stringify(plan.body),
     plan.stream ? 'stream' : 'whole',
+    job.preferred,
   )
   try {
     await answerCross(state, ctx, job, plan, repairs, call)
@@ -749,7 +852,8 @@ async function answerCross(
   ctx: RequestContext,
   job: Forward,
   plan: CrossPlan,
-  repairs: boolean,
+  /** Repair the tool calls of the translated answer (read as enforced JSON when `enforced`). */
+  repairs: { enforced: boolean } | undefined,
   call: UpstreamCall,
 ): Promise<void> {
   const { entry, route } = job
@@ -784,6 +888,7 @@ async function answerCross(
         job.body,
         entry.id,
         state.repairer?.settings.retries ?? 0,
+        repairs.enforced,
       )
       if (repaired.retry && !repaired.retry.retry) throw repaired.retry.error
       answer = repaired.response

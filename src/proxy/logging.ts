@@ -27,11 +27,27 @@ export function createLogger(options: LoggerOptions): Logger {
     })
     return pino({ level, base: undefined }, stream)
   }
-  // Asynchronous: a request never waits on a write to the terminal or pipe, and lines logged while
-  // one write is under way go out together (pino flushes what is left when the process exits).
-  const stream =
-    typeof destination === 'number' ? pino.destination({ dest: destination, sync: false }) : destination
+  // Asynchronous and batched: a request never waits on a write to the terminal or pipe, and lines
+  // go out in writes of about 4 KiB or every FLUSH_MS, not one system call per request line (that was
+  // 6% of velo's CPU under load). pino flushes what is left when the process exits.
+  const stream = typeof destination === 'number' ? batchedDestination(destination) : destination
   return pino({ level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, stream)
+}
+
+const FLUSH_MS = 100
+
+function batchedDestination(fd: number): DestinationStream {
+  const stream = pino.destination({ dest: fd, sync: false, minLength: 4096 })
+  const timer = setInterval(() => {
+    try {
+      stream.flush()
+    } catch {
+      // Destroyed (the pipe closed): nothing left to flush to.
+      clearInterval(timer)
+    }
+  }, FLUSH_MS)
+  timer.unref()
+  return stream
 }
 
 /** A logger that drops everything (tests, embedded servers). */

@@ -141,6 +141,8 @@ class ManagedModel {
   starting: SupervisedProcess | undefined
   idleTimer: NodeJS.Timeout | undefined
   loading: Promise<void> | undefined
+  /** While loading: room was made for it, so it counts against maxLoaded. */
+  placed = false
   unloading: Promise<void> | undefined
   drained: (() => void)[] = []
   constructor(
@@ -194,9 +196,16 @@ export class ManagedModels {
   private readonly models = new Map<string, ManagedModel>()
   private readonly backoffPolicy: BackoffPolicy
   private closing = false
+  private drainTimeoutMs: number
 
   constructor(private readonly options: ManagedOptions) {
     this.backoffPolicy = { ...DEFAULT_BACKOFF, ...options.backoff }
+    this.drainTimeoutMs = options.drainTimeoutMs
+  }
+
+  /** A config reload changed server.shutdownTimeout: later unloads wait this long for requests. */
+  setDrainTimeout(ms: number): void {
+    this.drainTimeoutMs = ms
   }
 
   add(spec: ManagedSpec): void {
@@ -305,6 +314,7 @@ export class ManagedModels {
   private startOnce(model: ManagedModel, now = false): Promise<void> {
     model.loading ??= this.start(model, now).finally(() => {
       model.loading = undefined
+      model.placed = false
       this.changed()
     })
     return model.loading
@@ -422,22 +432,38 @@ export class ManagedModels {
     this.changed()
   }
 
-  /** Unload least recently used models until starting `model` keeps within maxLoaded. */
+  /**
+   * Unload least recently used models until starting `model` keeps within maxLoaded. Models that
+   * are still loading hold their place: when only they fill maxLoaded, wait for one to be ready and
+   * for its waiting requests to get in, then evict it like any other.
+   */
   private async makeRoom(model: ManagedModel): Promise<void> {
     for (;;) {
       const others = [...this.models.values()].filter(
-        (other) => other !== model && (other.state === 'ready' || other.state === 'loading'),
+        (other) =>
+          other !== model && (other.state === 'ready' || (other.state === 'loading' && other.placed)),
       )
-      if (others.length < this.options.maxLoaded) return
+      if (others.length < this.options.maxLoaded) {
+        // Set before any await: a start that checks after this one sees it.
+        model.placed = true
+        return
+      }
+      if (this.closing) return
       const victim = others
         .filter((other) => other.state === 'ready')
         .sort((a, b) => (a.lastUsedAt ?? 0) - (b.lastUsedAt ?? 0))[0]
-      // Only loading models left: start anyway rather than wait on them forever.
-      if (!victim) return
-      this.options.log?.('info', `evicting ${victim.spec.id} to load ${model.spec.id}`, {
-        model: victim.spec.id,
-      })
-      await this.unload(victim.spec.id)
+      if (victim) {
+        this.options.log?.('info', `evicting ${victim.spec.id} to load ${model.spec.id}`, {
+          model: victim.spec.id,
+        })
+        await this.unload(victim.spec.id)
+        continue
+      }
+      await Promise.race(others.map((other) => other.loading?.catch(() => undefined)))
+      // The loaded model's waiting requests resume in microtasks: let them take their lease (which
+      // the unload then drains) before this start may evict it, or two models could evict each
+      // other forever without serving a request.
+      await new Promise<void>((resolve) => setImmediate(resolve))
     }
   }
 
@@ -462,7 +488,7 @@ export class ManagedModels {
       if (model.inFlight > 0) {
         await Promise.race([
           new Promise<void>((resolve) => model.drained.push(resolve)),
-          sleep(this.options.drainTimeoutMs),
+          sleep(this.drainTimeoutMs),
         ])
       }
       const server = model.server

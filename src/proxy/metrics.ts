@@ -30,6 +30,10 @@ export interface StageSources {
     bypasses?: number
     evictions?: number
     stores?: number
+    /** `off` (or absent) when no Redis tier is configured. */
+    redis?: 'up' | 'down' | 'off'
+    redisOutages?: number
+    embedErrors?: number
   }
   scheduler?: () => { rejected: Record<string, number>; switches: number }
   toolCalls?: () => Record<string, number>
@@ -90,6 +94,25 @@ export function registerStageMetrics(registry: Registry, sources: StageSources):
     )
     gaugeOf(registry, 'velo_cache_bytes', 'Bytes held by the in-memory cache', () => cache().bytes)
     gaugeOf(registry, 'velo_cache_entries', 'Entries in the in-memory cache', () => cache().entries)
+    counterOf(
+      registry,
+      'velo_cache_semantic_embed_errors_total',
+      'Semantic cache lookups whose embedding call failed (each one a miss)',
+      () => cache().embedErrors,
+    )
+    // Only with a Redis tier: a 0 would otherwise read as "Redis is down" where there is none.
+    const redis = cache().redis
+    if (redis !== undefined && redis !== 'off') {
+      gaugeOf(registry, 'velo_cache_redis_up', '1 while the Redis tier of the cache is connected', () =>
+        cache().redis === 'up' ? 1 : 0,
+      )
+      counterOf(
+        registry,
+        'velo_cache_redis_outages_total',
+        'Times the Redis tier went down (velo served from memory meanwhile)',
+        () => cache().redisOutages,
+      )
+    }
   }
   const scheduler = sources.scheduler
   if (scheduler) {

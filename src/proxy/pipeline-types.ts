@@ -47,6 +47,8 @@ export interface Scheduler {
   acquire(request: AdmissionRequest): Promise<AdmissionLease>
   /** The upstream's real parallel capacity changed (model loaded, /props read, profile applied). */
   setCapacity(model: string, slots: number, options?: CapacityOptions): void
+  /** Fair-share weights by client changed (`scheduler.weights` reloaded). */
+  setWeights?(weights: Record<string, number>): void
   pause(model: string): void
   resume(model: string): void
   snapshot(model: string): { queueDepth: number; running: number; capacity: number; paused: boolean }
@@ -103,6 +105,10 @@ export interface ResponseCache {
     stores?: number
     /** `up`, `down`, or `off` when no Redis tier is configured. */
     redis?: 'up' | 'down' | 'off'
+    /** Times the Redis tier went down. */
+    redisOutages?: number
+    /** Semantic lookups whose embedding call failed. */
+    embedErrors?: number
   }
   /** Server shutdown: disconnect shared tiers (Redis). */
   close?(): Promise<void>

@@ -5,6 +5,7 @@
 import { request } from 'undici'
 import type { VeloConfig } from '../core/config/schema.js'
 import { errorMessage } from '../core/errors.js'
+import { internalAuthorization } from './auth/internal.js'
 import { createResponseCache, type VeloResponseCache } from './cache/index.js'
 import type { Logger } from './logging.js'
 import { ToolCallRepairer } from './repair/index.js'
@@ -20,7 +21,8 @@ export interface PipelineOptions {
   logger: Logger
   /**
    * Where velo itself listens, once it does: the semantic cache embeds through velo's own
-   * /v1/embeddings, so the embedding model can be any model velo serves (managed or upstream).
+   * /v1/embeddings, so the embedding model can be any model velo serves (managed or upstream). The
+   * call carries this process's internal token (auth/internal.ts), so it passes `auth.keys`.
    */
   selfUrl: () => string
   /** The semantic cache's nearest-neighbour similarity at each lookup (for the metrics histogram). */
@@ -37,8 +39,12 @@ function embedThrough(model: string, selfUrl: () => string): (texts: string[]) =
     if (!base) throw new Error('velo is not listening yet')
     const response = await request(`${base}/v1/embeddings`, {
       method: 'POST',
-      // no-store: the semantic cache's own embedding calls should not fill the exact cache.
-      headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+      headers: {
+        'content-type': 'application/json',
+        // no-store: the semantic cache's own embedding calls should not fill the exact cache.
+        'cache-control': 'no-store',
+        authorization: internalAuthorization(),
+      },
       body: JSON.stringify({ model, input: texts }),
       headersTimeout: 30_000,
       bodyTimeout: 30_000,

@@ -14,6 +14,8 @@ export interface AppliedProfile {
   llamaServerArgs: string[]
   /** Ollama `options` for a model on an Ollama upstream (num_ctx, num_gpu, num_thread, num_batch). */
   ollamaOptions: Record<string, unknown>
+  /** Requests at once the profile was tuned for (OLLAMA_NUM_PARALLEL / -np): the model's admission limit. */
+  parallel?: number | undefined
 }
 
 /** Finds the profile that applies to a model on this machine; serve asks it once per model. */
@@ -29,6 +31,7 @@ function applied(profile: Profile | undefined): AppliedProfile | undefined {
     id: profile.id,
     llamaServerArgs: profileToLlamaServerArgs(profile),
     ollamaOptions: { ...profileToOllamaOptions(profile) },
+    parallel: profile.parameters.parallel,
   }
 }
 

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Transform } from 'node:stream'
 import type { Pool } from 'undici'
 import type { ManagedModelConfig, VeloConfig } from '../core/config/schema.js'
 import { requireEngine } from '../core/engine/resolve.js'
@@ -31,7 +32,7 @@ import { createAutoRouter } from './scheduler/auto-router.js'
 import { StatsTracker } from './stats.js'
 import { buildStatus, refreshGauges } from './status.js'
 import type { VeloStatus } from './status-types.js'
-import { ollamaHostUrl, Upstream } from './upstreams.js'
+import { modelCapacity, ollamaHostUrl, Upstream } from './upstreams.js'
 
 export interface VeloServerOptions {
   /** The effective config (file, then flags). */
@@ -101,7 +102,7 @@ const SECURITY_HEADERS: [string, string][] = [
 
 /** Response headers a browser client of an allowed origin may read. */
 const EXPOSED_HEADERS =
-  'x-request-id, x-velo-cache, x-velo-queue-ms, x-velo-upstream, x-velo-routed-model, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens'
+  'x-request-id, x-velo-cache, x-velo-similarity, x-velo-queue-ms, x-velo-upstream, x-velo-routed-model, retry-after, x-ratelimit-limit-requests, x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens'
 
 const MODEL_ACTION = /^\/velo\/models\/([^/]+)\/(unload|load|pause|resume)$/
 
@@ -194,10 +195,19 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     // A model served by several upstreams can run as many requests at once as all their slots.
     for (const entry of catalog.entries()) {
       if (entry.kind === 'managed') continue
-      const sized = entry.upstreams.filter((upstream) => upstream.slots !== undefined)
-      if (sized.length === 0) continue
-      const slots = sized.reduce((sum, upstream) => sum + (upstream.slots ?? 0), 0)
-      scheduler.setCapacity(entry.id, slots, { slots: true })
+      const capacity = modelCapacity(entry.upstreams)
+      if (capacity) scheduler.setCapacity(entry.id, capacity.slots, { slots: capacity.pinSlots })
+      // An Ollama that does not say its parallelism: a profile for the model may (velo optimize's).
+      const unsized = entry.upstreams.some((upstream) => upstream.parallel === undefined)
+      if (options.profiles && entry.kind === 'ollama' && unsized) {
+        void state.profileFor(entry).then((profile) => {
+          if (profile?.parallel === undefined) return
+          const sized = modelCapacity(entry.upstreams, profile.parallel)
+          if (!sized) return
+          scheduler.setCapacity(entry.id, sized.slots, { slots: sized.pinSlots })
+          notify()
+        })
+      }
     }
     notify()
   }
@@ -392,11 +402,14 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     }
     const limit = bodyLimitFor(state.config, route)
     const declared = Number(ctx.req.headers['content-length'])
-    if (Number.isFinite(declared) && declared > limit) {
-      throw new VeloError('VELO_PAYLOAD_TOO_LARGE', `audio body is larger than ${limit} bytes`, {
-        suggestion: 'raise server.audioBodyLimit in velo.yaml',
-      })
-    }
+    if (Number.isFinite(declared) && declared > limit) throw audioTooLarge(limit)
+    // A chunked upload declares no length: count its bytes on the way and cut it at the limit.
+    let overLimit = false
+    const body = Number.isFinite(declared)
+      ? ctx.req
+      : limitBody(ctx.req, limit, () => {
+          overLimit = true
+        })
     ctx.record.upstream = speech.name
     const headers: Record<string, string> = { ...speech.authHeaders() }
     const type = headerValue(ctx.req, 'content-type')
@@ -408,13 +421,18 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         path: speech.path(route),
         method: 'POST',
         headers,
-        body: ctx.req,
+        body,
         signal: ctx.abort.signal,
         headersTimeout: state.config.server.upstreamTimeout,
         bodyTimeout: state.config.server.upstreamTimeout,
       })
     } catch (error) {
       if (ctx.abort.signal.aborted) throw new ClientClosed()
+      if (overLimit) {
+        // The rest of the upload is not read: close the connection after the answer.
+        ctx.res.setHeader('connection', 'close')
+        throw audioTooLarge(limit)
+      }
       throw new VeloError(
         'VELO_UPSTREAM_UNREACHABLE',
         `speech upstream ${speech.name} is unreachable (${errorMessage(error)})`,
@@ -681,7 +699,10 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     const { priorities: p0, weights: w0, auto: a0, ...previousSchedulerRest } = previous.scheduler
     if (differs(schedulerRest, previousSchedulerRest)) needsRestart.push('scheduler')
     if (differs(priorities, p0)) applied.push('scheduler.priorities')
-    if (differs(weights, w0)) applied.push('scheduler.weights')
+    if (differs(weights, w0)) {
+      scheduler.setWeights?.(weights)
+      applied.push('scheduler.weights')
+    }
     if (differs(auto, a0)) applied.push('scheduler.auto')
     const { models: managedModels, ...managedRest } = next.managed
     const { models: previousModels, ...previousManagedRest } = previous.managed
@@ -737,6 +758,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
       }
       applied.push('auth')
     }
+    managed.setDrainTimeout(next.server.shutdownTimeout)
     for (const spec of added) managed.add(spec)
     for (const [id, spec] of replaced) {
       managed.replace(id, spec).catch((error: unknown) => {
@@ -854,7 +876,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
         for (const res of statusStreams) res.end()
-        const deadline = Date.now() + config.server.shutdownTimeout
+        const deadline = Date.now() + state.config.server.shutdownTimeout
         while (inFlight.size > 0 && Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, 50))
           server.closeIdleConnections()
@@ -872,6 +894,36 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
       return closing
     },
   }
+}
+
+function audioTooLarge(limit: number): VeloError {
+  return new VeloError('VELO_PAYLOAD_TOO_LARGE', `audio body is larger than ${limit} bytes`, {
+    suggestion: 'raise server.audioBodyLimit in velo.yaml',
+  })
+}
+
+/**
+ * The request body as it streams, failing (and so aborting the upstream request) once it passes
+ * `limit` bytes. The rest is read and dropped, so a client that writes its whole body before it
+ * reads gets to the answer.
+ */
+function limitBody(req: IncomingMessage, limit: number, onOverLimit: () => void): Transform {
+  let received = 0
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.length
+      if (received <= limit) {
+        callback(null, chunk)
+        return
+      }
+      onOverLimit()
+      req.unpipe(counted)
+      req.resume()
+      callback(audioTooLarge(limit))
+    },
+  })
+  req.once('error', (error) => counted.destroy(error))
+  return req.pipe(counted)
 }
 
 function managedSpec(id: string, model: ManagedModelConfig, config: VeloConfig): ManagedSpec {

@@ -80,6 +80,13 @@ export interface VeloStatus {
     hitRate: number
     entries: number
     bytes: number
+    // Optional: a dashboard may read the status of an older velo without them.
+    /** The shared Redis tier: `off` when `cache.redis` is not set. */
+    redis?: 'up' | 'down' | 'off'
+    /** Times the Redis tier went down since velo started. */
+    redisOutages?: number
+    /** Semantic lookups whose embedding call failed (a misconfigured semantic cache only misses). */
+    embedErrors?: number
   }
   models: ModelStatus[]
   recent: RecentRequest[]

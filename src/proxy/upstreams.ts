@@ -37,6 +37,8 @@ export class Upstream {
   readonly apiKey: string | undefined
   /** Configured model names: serve exactly these (no listing needed). */
   readonly only: string[] | undefined
+  /** Configured requests at once per model (`parallel`, Ollama's OLLAMA_NUM_PARALLEL); wins over probes. */
+  readonly parallel: number | undefined
   kind: UpstreamKind | undefined
   healthy = false
   lastError: string | undefined
@@ -65,6 +67,7 @@ export class Upstream {
     this.kind = config.kind
     this.apiKey = config.apiKey
     this.only = config.models
+    this.parallel = config.parallel
     this.headers = this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     this.connector = buildConnector({ timeout: this.connectTimeoutMs })
@@ -228,6 +231,41 @@ export class Upstream {
   retire(): Promise<void> {
     return this.pool.close()
   }
+}
+
+/** How many requests of one model velo admits at once across its upstreams, and whether to pin slots. */
+export interface ModelCapacity {
+  slots: number
+  /**
+   * Leases carry an `id_slot` (prefix affinity): only for a model on a single llama-server whose
+   * slots cover the capacity (a configured `parallel` above the real slots would name slots that do
+   * not exist). With several upstreams a slot number would not say which server it belongs to.
+   */
+  pinSlots: boolean
+}
+
+/**
+ * A model's parallel capacity: the sum over its upstreams of each one's configured `parallel`, else
+ * the slots llama-server reports, else `profileParallel` (a profile for the model, for Ollama).
+ * Upstreams that say nothing add nothing; undefined when none says (scheduler.defaultCapacity applies).
+ */
+export function modelCapacity(
+  upstreams: readonly Upstream[],
+  profileParallel?: number,
+): ModelCapacity | undefined {
+  let slots = 0
+  let known = false
+  for (const upstream of upstreams) {
+    const own =
+      upstream.parallel ?? upstream.slots ?? (upstream.kind === 'ollama' ? profileParallel : undefined)
+    if (own === undefined) continue
+    slots += own
+    known = true
+  }
+  if (!known) return undefined
+  const [only] = upstreams
+  const pinSlots = upstreams.length === 1 && only?.slots !== undefined && slots <= only.slots
+  return { slots, pinSlots }
 }
 
 /** `connect ECONNREFUSED 127.0.0.1:11434` rather than undici's class names. */

@@ -74,6 +74,11 @@ describe.skipIf(lacks('llama-server'))('velo serve reloads velo.yaml (the built 
     expect(await modelIds()).toEqual(['velo-tiny'])
     await save(`upstreams:\n  - url: ${upstream.url}/v1\naliases:\n  fast: velo-tiny\n`)
     await waitUntil(async () => (await modelIds()).includes('fast'), { timeoutMs: 15_000, what: 'the alias' })
+    // Log lines go out in batches (at most 100 ms later): wait for the line, then read it.
+    await waitUntil(async () => logs.some((line) => line.msg === 'config reloaded'), {
+      timeoutMs: 5_000,
+      what: 'the reload log line',
+    })
     expect(logs.find((line) => line.msg === 'config reloaded')?.applied).toEqual(['aliases'])
 
     await save(`upstreams:\n  - url: ${upstream.url}/v1\naliases: five\n`)

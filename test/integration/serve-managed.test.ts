@@ -3,7 +3,7 @@ import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { VeloServer } from '../../src/proxy/server.js'
 import { lacks, required, rig } from '../helpers/rig.js'
-import { getJson, postJson, startVelo } from './serve-helpers.js'
+import { alive, getJson, managedPid, modelStatus, postJson, startVelo, waitFor } from './serve-helpers.js'
 
 const WEATHER_TOOL = {
   type: 'function' as const,
@@ -42,6 +42,8 @@ describe.skipIf(lacks('llama-server'))('velo serve in front of a managed llama-s
   afterAll(async () => {
     await velo?.close()
   })
+
+  const metricsText = async (): Promise<string> => (await fetch(`${velo.url}/metrics`)).text()
 
   describe('the official openai client (same API: bytes passed through)', () => {
     it('lists the managed model and its alias', async () => {
@@ -263,8 +265,63 @@ describe.skipIf(lacks('llama-server'))('velo serve in front of a managed llama-s
       )
       expect(text).toMatch(/velo_tokens_total\{model="velo-tiny",kind="completion"\} \d+/)
       expect(text).toMatch(/velo_time_to_first_token_seconds_count\{model="velo-tiny"\} \d+/)
+      expect(text).toMatch(
+        /velo_request_duration_seconds_count\{model="velo-tiny",route="\/v1\/chat\/completions"\} [1-9]\d*/,
+      )
       expect(text).toMatch(/velo_model_loaded\{model="velo-tiny"\} 1/)
+      // Nothing in flight or waiting between requests: the gauges have no series for the model.
+      expect(text).toContain('# TYPE velo_active_requests gauge')
+      expect(text).not.toMatch(/velo_active_requests\{model="velo-tiny"\}/)
+      expect(text).toContain('# TYPE velo_queue_depth gauge')
+      expect(text).not.toMatch(/velo_queue_depth\{model="velo-tiny"\}/)
+      // velo_upstream_up is for configured upstreams (asserted in serve-ollama.test.ts); managed
+      // models report through velo_model_loaded.
+      expect(text).toContain('# TYPE velo_upstream_up gauge')
       expect(text).toContain('process_cpu_seconds_total')
+    })
+
+    it('counts a request held by a stopped llama-server in velo_active_requests', async () => {
+      const pid = required(managedPid(velo, 'velo-tiny'), 'a running velo-tiny')
+      // SIGSTOP: the real engine keeps the request without answering, for as long as the test needs.
+      process.kill(pid, 'SIGSTOP')
+      try {
+        const chat = postJson(`${velo.url}/v1/chat/completions`, {
+          model: 'velo-tiny',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 2,
+        })
+        await waitFor(
+          'velo_active_requests{model="velo-tiny"} 1',
+          async () => /velo_active_requests\{model="velo-tiny"\} 1\n/.test(await metricsText()),
+          10_000,
+        )
+        process.kill(pid, 'SIGCONT')
+        expect((await chat).status).toBe(200)
+      } finally {
+        process.kill(pid, 'SIGCONT')
+      }
+      expect(await metricsText()).not.toMatch(/velo_active_requests\{model="velo-tiny"\}/)
+    })
+
+    it('counts a request waiting on a paused model in velo_queue_depth', async () => {
+      expect((await postJson(`${velo.url}/velo/models/velo-tiny/pause`, {})).status).toBe(200)
+      let chat: ReturnType<typeof postJson> | undefined
+      try {
+        chat = postJson(`${velo.url}/v1/chat/completions`, {
+          model: 'velo-tiny',
+          messages: [{ role: 'user', content: 'Hi' }],
+          max_tokens: 2,
+        })
+        await waitFor(
+          'velo_queue_depth{model="velo-tiny"} 1',
+          async () => /velo_queue_depth\{model="velo-tiny"\} 1\n/.test(await metricsText()),
+          10_000,
+        )
+      } finally {
+        await postJson(`${velo.url}/velo/models/velo-tiny/resume`, {})
+      }
+      expect((await chat).status).toBe(200)
+      expect(await metricsText()).not.toMatch(/velo_queue_depth\{model="velo-tiny"\}/)
     })
 
     it('reports the same state in /velo/status', async () => {
@@ -300,6 +357,42 @@ describe.skipIf(lacks('llama-server'))('velo serve in front of a managed llama-s
     it('answers /health and /ready', async () => {
       expect((await getJson(`${velo.url}/health`)).status).toBe(200)
       expect((await getJson(`${velo.url}/ready`)).status).toBe(200)
+    })
+
+    it('answers /api/version with velo’s version when no Ollama is upstream', async () => {
+      const { status, body } = await getJson<{ version: string }>(`${velo.url}/api/version`)
+      expect(status).toBe(200)
+      // startVelo names the version 'test'; managed models have no Ollama version to echo.
+      expect(body).toEqual({ version: 'test' })
+      expect(await ollama.version()).toEqual({ version: 'test' })
+    })
+
+    it('unloads a managed model on POST /velo/models/{id}/unload: its llama-server exits', async () => {
+      const pid = required(managedPid(velo, 'velo-tiny'), 'a running velo-tiny')
+      expect(alive(pid)).toBe(true)
+      const { status, body } = await postJson<{ model: string; action: string; state: string }>(
+        `${velo.url}/velo/models/tiny/unload`,
+        {},
+      )
+      expect(status).toBe(200)
+      expect(body).toEqual({ model: 'velo-tiny', action: 'unload', state: 'unloaded' })
+      expect((await modelStatus(velo, 'velo-tiny')).state).toBe('unloaded')
+      expect(() => process.kill(pid, 0)).toThrow()
+      expect(await metricsText()).toMatch(/velo_model_loaded\{model="velo-tiny"\} 0/)
+    })
+
+    it('starts the unloaded model again on the next request', async () => {
+      const before = managedPid(velo, 'velo-tiny')
+      expect(before).toBeUndefined()
+      const completion = await openai.chat.completions.create({
+        model: 'velo-tiny',
+        messages: [{ role: 'user', content: 'Hi again' }],
+        max_tokens: 4,
+      })
+      expect(completion.choices).toHaveLength(1)
+      expect((await modelStatus(velo, 'velo-tiny')).state).toBe('ready')
+      const pid = required(managedPid(velo, 'velo-tiny'), 'a running velo-tiny')
+      expect(alive(pid)).toBe(true)
     })
   })
 })

@@ -41,6 +41,21 @@ describe.skipIf(lacks('ollama'))('velo serve in front of Ollama', () => {
     expect(ids).toEqual(expect.arrayContaining(['velo-tiny:latest', 'gpt-4o-mini']))
   })
 
+  it('answers /api/version with the upstream Ollama’s version, not velo’s', async () => {
+    const direct = await getJson<{ version: string }>(`${upstream.url}/api/version`)
+    expect(direct.body.version).toMatch(/^\d+\.\d+\.\d+/)
+    const { status, body } = await getJson<{ version: string }>(`${velo.url}/api/version`)
+    expect(status).toBe(200)
+    expect(body).toEqual({ version: direct.body.version })
+    expect(body.version).not.toBe('test')
+    expect(await ollama.version()).toEqual({ version: direct.body.version })
+  })
+
+  it('reports the upstream as up in /metrics', async () => {
+    const text = await (await fetch(`${velo.url}/metrics`)).text()
+    expect(text).toContain(`velo_upstream_up{upstream="${upstream.url}"} 1\n`)
+  })
+
   describe('the official ollama client (same API: bytes passed through)', () => {
     it('chats, plain and streamed', async () => {
       const response = await ollama.chat({
@@ -231,5 +246,7 @@ describe.skipIf(lacks('ollama'))('velo serve in front of Ollama', () => {
     expect(body.upstreams[0]?.healthy).toBe(false)
     const ready = await getJson(`${velo.url}/ready`)
     expect(ready.status).toBe(503)
+    const metrics = await (await fetch(`${velo.url}/metrics`)).text()
+    expect(metrics).toContain(`velo_upstream_up{upstream="${upstream.url}"} 0\n`)
   })
 })

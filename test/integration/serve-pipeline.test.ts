@@ -262,19 +262,19 @@ describe.skipIf(lacks('llama-server'))('velo serve pipeline: cache, queue, tool 
   })
 })
 
-/** Six agents side by side, each alternating between two models; how many loads it took. */
-async function alternatingAgents(started: Started): Promise<{ loads: number; mostLoaded: number }> {
-  const agents = 6
-  const rounds = 4
+/** Agents side by side, each alternating between two models; how many loads it took. */
+async function alternatingAgents(
+  started: Started,
+  agents = 6,
+  rounds = 4,
+): Promise<{ loads: number; mostLoaded: number }> {
   const statuses: number[] = []
-  // Sample how many models hold a place (loading or loaded) while the agents run.
+  // Sample how many llama-server processes run (starting, ready or stopping) while the agents run.
   let running = true
   let mostLoaded = 0
   const sampler = (async () => {
     while (running) {
-      const held = started.velo.managed
-        .status()
-        .filter((model) => model.state === 'loading' || model.state === 'ready').length
+      const held = started.velo.managed.status().filter((model) => model.pid !== undefined).length
       mostLoaded = Math.max(mostLoaded, held)
       await new Promise((resolve) => setTimeout(resolve, 5))
     }
@@ -321,6 +321,18 @@ describe.skipIf(lacks('llama-server'))('velo serve model affinity with managed m
       expect(mostLoaded).toBe(1)
       // Queued requests of the loaded model are served before switching: about one load per round.
       expect(loads).toBeLessThanOrEqual(24 / 3)
+    } finally {
+      await started.velo.close()
+    }
+  })
+
+  it('keeps maxLoaded 1 in arrival order too: a start waits for the model that is loading', async () => {
+    const started = await managedPair(false)
+    try {
+      const { loads, mostLoaded } = await alternatingAgents(started, 4, 2)
+      expect(mostLoaded).toBe(1)
+      // Arrival order swaps models far more often than affinity does; every request still completed.
+      expect(loads).toBeGreaterThanOrEqual(2)
     } finally {
       await started.velo.close()
     }

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import {
   cacheKey,
@@ -7,6 +8,7 @@ import {
   semanticParts,
 } from '../../src/proxy/cache/normalize.js'
 import { type CacheEvent, createResponseCache } from '../../src/proxy/cache/response-cache.js'
+import { registerStageMetrics } from '../../src/proxy/metrics.js'
 import type { CachedResponse } from '../../src/proxy/pipeline-types.js'
 
 const CHAT = '/v1/chat/completions'
@@ -250,5 +252,30 @@ describe('exact cache in memory', () => {
     expect(cache.stats()).toMatchObject({ hits: 1, misses: 1, bypasses: 1, stores: 1, redis: 'off' })
     expect(await cache.clear()).toBe(1)
     expect(cache.stats().entries).toBe(0)
+  })
+})
+
+describe('cache metrics', () => {
+  async function scrape(stats: Parameters<typeof registerStageMetrics>[1]['cache']): Promise<string> {
+    const registry = new Registry()
+    registerStageMetrics(registry, { cache: stats })
+    return registry.metrics()
+  }
+
+  it('export Redis state and outages only when a Redis tier is configured', async () => {
+    const memoryOnly = createResponseCache({})
+    const without = await scrape(() => memoryOnly.stats())
+    expect(without).toContain('velo_cache_semantic_embed_errors_total 0')
+    expect(without).not.toContain('velo_cache_redis')
+
+    let redis: 'up' | 'down' = 'up'
+    const shared = () => ({ ...memoryOnly.stats(), redis, redisOutages: redis === 'down' ? 2 : 1 })
+    const registry = new Registry()
+    registerStageMetrics(registry, { cache: shared })
+    expect(await registry.metrics()).toContain('velo_cache_redis_up 1')
+    redis = 'down'
+    const down = await registry.metrics()
+    expect(down).toContain('velo_cache_redis_up 0')
+    expect(down).toContain('velo_cache_redis_outages_total 2')
   })
 })

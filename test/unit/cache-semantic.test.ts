@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { parseConfig } from '../../src/core/config/load.js'
+import { Auth } from '../../src/proxy/auth/index.js'
+import { internalAuthorization } from '../../src/proxy/auth/internal.js'
 import { Hnsw } from '../../src/proxy/cache/hnsw.js'
 import { createResponseCache } from '../../src/proxy/cache/response-cache.js'
 import { SemanticIndex } from '../../src/proxy/cache/semantic-index.js'
@@ -84,6 +87,17 @@ describe('Hnsw', () => {
     index.remove(a)
     expect(index.search([1, 0, 0], 1)[0]?.id).not.toBe(a)
     expect(() => index.add([1, 2])).toThrow(/3 dimensions/)
+  })
+
+  it('never reports a similarity above 1, even for a vector against itself after float32 rounding', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const vector = Array.from({ length: 256 }, (_, i) => Math.sin(seed * 1000 + i * 7.3))
+      const index = new Hnsw(256)
+      index.add(vector)
+      const similarity = index.search(vector, 1)[0]?.similarity ?? 0
+      expect(similarity).toBeLessThanOrEqual(1)
+      expect(similarity).toBeGreaterThan(0.9999)
+    }
   })
 })
 
@@ -266,5 +280,25 @@ describe('semantic cache (deterministic test embedder, threshold 0.8)', () => {
     const cache = createResponseCache(settings, { log: (_level, message) => logs.push(message) })
     expect(cache.stats().semanticEntries).toBe(0)
     expect(logs.join('\n')).toMatch(/no embedding function/)
+  })
+})
+
+describe("the semantic cache's embedding calls under auth.keys", () => {
+  const auth = new Auth(parseConfig({ auth: { keys: [{ key: 'sk-user', name: 'user', models: ['chat'] }] } }))
+
+  it('authenticate with the process-internal token on /v1/embeddings, for any model', () => {
+    const principal = auth.authenticate('/v1/embeddings', internalAuthorization(), undefined)
+    expect(principal?.name).toBe('velo-semantic-cache')
+    expect(principal?.scope).toBe('user')
+    expect(() => auth.checkModel(principal, 'any-embedder')).not.toThrow()
+  })
+
+  it('open no other path with that token, and no path with a made-up one', () => {
+    for (const path of ['/v1/chat/completions', '/velo/status', '/velo/cache/clear', '/metrics']) {
+      expect(() => auth.authenticate(path, internalAuthorization(), undefined)).toThrow(/invalid API key/)
+    }
+    expect(() => auth.authenticate('/v1/embeddings', 'Bearer velo-semantic-cache', undefined)).toThrow(
+      /invalid API key/,
+    )
   })
 })

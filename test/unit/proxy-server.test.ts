@@ -64,6 +64,7 @@ async function startFake(): Promise<Fake> {
     })
     req.on('end', () => {
       if (req.url?.startsWith('/v1/audio/')) {
+        requests.push({ path: req.url, body: { bytes: text.length } })
         res.writeHead(200, { 'content-type': 'application/json' })
         res.end(
           JSON.stringify({ text: `${req.headers['content-type']?.split(';')[0]} ${text.length} bytes` }),
@@ -213,6 +214,15 @@ describe('velo serve against faulty upstreams', () => {
     expect(last).toMatch(/^data: \{"error":\{"message":"upstream .* failed mid-response/)
   })
 
+  it('answers 502, not a cut-off 200, when the upstream dies part way through a plain answer', async () => {
+    const { status, text } = await post(`${server.url}/v1/chat/completions`, {
+      model: 'dies',
+      messages: [{ role: 'user', content: 'hi' }],
+    })
+    expect(status).toBe(502)
+    expect(JSON.parse(text).error.message).toMatch(/^upstream .* failed mid-response/)
+  })
+
   it('ends a translated stream with an Ollama error line when the upstream sends garbage', async () => {
     const { status, text } = await post(`${server.url}/api/chat`, {
       model: 'garbage',
@@ -356,6 +366,93 @@ describe('audio and shutdown', () => {
     }
   })
 
+  it('streams multipart audio for translation to the speech upstream’s translation route', async () => {
+    const server = await velo({ speech: { url: fake.url } })
+    try {
+      const form = new FormData()
+      form.append('model', 'whisper-1')
+      form.append('file', new Blob([new Uint8Array(3000)]), 'clip.wav')
+      const response = await fetch(`${server.url}/v1/audio/translations`, { method: 'POST', body: form })
+      expect(response.status).toBe(200)
+      expect(response.headers.get('x-velo-upstream')).toBe(fake.url)
+      const { text } = (await response.json()) as { text: string }
+      expect(text).toMatch(/^multipart\/form-data \d+ bytes$/)
+      expect(Number(text.split(' ')[1])).toBeGreaterThan(3000)
+      expect(fake.requests.at(-1)?.path).toBe('/v1/audio/translations')
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('counts a chunked audio upload (no content-length) against the limit: under it passes', async () => {
+    const server = await velo({ speech: { url: fake.url }, server: { audioBodyLimit: 4096 } })
+    try {
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new Uint8Array(1500))
+          controller.enqueue(new Uint8Array(1500))
+          controller.close()
+        },
+      })
+      const response = await fetch(`${server.url}/v1/audio/transcriptions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body,
+        duplex: 'half',
+      } as RequestInit)
+      expect(response.status).toBe(200)
+      expect(((await response.json()) as { text: string }).text).toBe('application/octet-stream 3000 bytes')
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('answers 413 (OpenAI error body) to a chunked audio upload once it passes the limit, without waiting for its end', async () => {
+    const server = await velo({ speech: { url: fake.url }, server: { audioBodyLimit: 4096 } })
+    const before = fake.requests.length
+    try {
+      // An upload that never ends: only counting the bytes as they come can refuse it.
+      const answer = await new Promise<{ status: number; text: string; chunked: boolean }>(
+        (resolve, reject) => {
+          const req = httpRequest(`${server.url}/v1/audio/transcriptions`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/octet-stream' },
+          })
+          const writer = setInterval(() => req.write(Buffer.alloc(1024)), 5)
+          req.on('response', (res) => {
+            clearInterval(writer)
+            let text = ''
+            res.on('data', (part: Buffer) => {
+              text += part.toString()
+            })
+            res.on('end', () => {
+              resolve({
+                status: res.statusCode ?? 0,
+                text,
+                chunked: req.getHeader('content-length') === undefined,
+              })
+              req.destroy()
+            })
+          })
+          req.on('error', (error) => {
+            clearInterval(writer)
+            if (!req.destroyed) reject(error)
+          })
+        },
+      )
+      expect(answer.chunked).toBe(true)
+      expect(answer.status).toBe(413)
+      const { error } = JSON.parse(answer.text) as { error: { message: string; type: string; code: string } }
+      expect(error.type).toBe('invalid_request_error')
+      expect(error.code).toBe('VELO_PAYLOAD_TOO_LARGE')
+      expect(error.message).toMatch(/audio body is larger than 4096 bytes/)
+      // The upload was cut: the speech upstream never got a whole request to answer.
+      expect(fake.requests.slice(before)).toEqual([])
+    } finally {
+      await server.close()
+    }
+  })
+
   it('answers 404 for audio when no speech upstream is configured', async () => {
     const server = await velo({})
     try {
@@ -381,6 +478,40 @@ describe('audio and shutdown', () => {
     expect((await inFlight).status).toBe(200)
     await closed
     await expect(fetch(`${server.url}/health`)).rejects.toThrow()
+  })
+
+  it('waits at most server.shutdownTimeout for a hung request, then cuts it and its upstream request', async () => {
+    const server = await velo({
+      server: { shutdownTimeout: '300ms' },
+      upstreams: [{ url: fake.url, kind: 'openai', models: MODELS }],
+    })
+    // A stream whose upstream sends one chunk and then nothing: it would never finish on its own.
+    const { received, ended } = await new Promise<{ received: () => string; ended: Promise<void> }>(
+      (resolve, reject) => {
+        const req = httpRequest(`${server.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+        })
+        req.on('response', (res) => {
+          let text = ''
+          const ended = new Promise<void>((done) => res.once('close', () => done()))
+          res.on('data', (part: Buffer) => {
+            text += part.toString()
+            resolve({ received: () => text, ended })
+          })
+        })
+        req.on('error', reject)
+        req.end(JSON.stringify({ model: 'hang', stream: true, messages: [{ role: 'user', content: 'hi' }] }))
+      },
+    )
+    const started = performance.now()
+    await server.close()
+    // Generous: the wait is 300 ms, the margin is for a loaded machine.
+    expect(performance.now() - started).toBeLessThan(300 + 3000)
+    await ended
+    expect(received()).toContain('"content":"first "')
+    expect(received()).not.toContain('[DONE]')
+    await fake.hangClosed
   })
 })
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { VeloError } from '../../src/core/errors.js'
 import type { AdmissionLease, AdmissionRequest } from '../../src/proxy/pipeline-types.js'
 import { FairQueue } from '../../src/proxy/scheduler/fair-queue.js'
-import { createScheduler, resolvePriority } from '../../src/proxy/scheduler/scheduler.js'
+import { createScheduler, QueueRejection, resolvePriority } from '../../src/proxy/scheduler/scheduler.js'
 
 function request(client: string, overrides: Partial<AdmissionRequest> = {}): AdmissionRequest {
   return {
@@ -207,8 +207,47 @@ describe('VeloScheduler admission and fairness', () => {
     const error = await third
     expect(error).toMatchObject({ code: 'VELO_QUEUE_TIMEOUT', status: 429 })
     expect((error as VeloError).retryAfterSeconds).toBeGreaterThanOrEqual(1)
+    // The time it waited before it was given up, for x-velo-queue-ms on the 429.
+    expect(error).toBeInstanceOf(QueueRejection)
+    expect((error as QueueRejection).queueMs).toBe(5000)
     expect(scheduler.snapshot('m')).toMatchObject({ queueDepth: 0, running: 1 })
     lease.release()
+  })
+
+  it('says how long a pushed-out request waited, and 0 for one turned away on arrival', async () => {
+    vi.useFakeTimers()
+    const scheduler = createScheduler({ maxQueue: 2, queueTimeout: 60_000 })
+    scheduler.setCapacity('m', 1)
+    const running = await scheduler.acquire(request('flood'))
+    const oldest = scheduler.acquire(request('flood'))
+    const newest = scheduler.acquire(request('flood')).catch((error: unknown) => error)
+    await vi.advanceTimersByTimeAsync(700)
+    // A client with nothing queued pushes out the flood's newest request, which waited 700 ms.
+    const fair = scheduler.acquire(request('other'))
+    expect(await newest).toMatchObject({ code: 'VELO_QUEUE_FULL', queueMs: 700 })
+    const turnedAway = await scheduler.acquire(request('flood')).catch((error: unknown) => error)
+    expect(turnedAway).toMatchObject({ code: 'VELO_QUEUE_FULL', queueMs: 0 })
+    running.release()
+    ;(await oldest).release()
+    ;(await fair).release()
+  })
+
+  it('applies new fair-share weights (a config reload) to requests queued after it', async () => {
+    const order = async (weights: Record<string, number> | undefined): Promise<string[]> => {
+      const scheduler = createScheduler({ maxQueue: 100 })
+      if (weights) scheduler.setWeights(weights)
+      scheduler.setCapacity('m', 1)
+      const running = await scheduler.acquire(request('x'))
+      const pending = [
+        ...[1, 2, 3, 4].map((i) => ({ label: `a${i}`, promise: scheduler.acquire(request('a')) })),
+        ...[1, 2, 3, 4].map((i) => ({ label: `b${i}`, promise: scheduler.acquire(request('b')) })),
+      ]
+      running.release()
+      return drain(pending)
+    }
+    expect(await order(undefined)).toEqual(['a1', 'b1', 'a2', 'b2', 'a3', 'b3', 'a4', 'b4'])
+    // Weight 3: a gets three turns for each of b's.
+    expect(await order({ a: 3 })).toEqual(['a1', 'b1', 'a2', 'a3', 'a4', 'b2', 'b3', 'b4'])
   })
 
   it('takes a request whose client left out of the queue, rejecting with the abort reason', async () => {

@@ -1,8 +1,10 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { VeloError } from '../../src/core/errors.js'
+import { pickUpstream } from '../../src/proxy/resilience/balance.js'
 import { createAutoRouter, describePrompt } from '../../src/proxy/scheduler/auto-router.js'
 import { pickByPrefix, prefixKeys, SlotPicker } from '../../src/proxy/scheduler/prefix-affinity.js'
 import { createScheduler } from '../../src/proxy/scheduler/scheduler.js'
+import { Upstream } from '../../src/proxy/upstreams.js'
 
 const system = { role: 'system', content: 'You are a careful assistant. '.repeat(40) }
 
@@ -138,6 +140,39 @@ describe('pickByPrefix (upstream affinity)', () => {
     keys.forEach((_, i) => {
       if (picks[i] !== 'http://c') expect(without[i]).toBe(picks[i])
     })
+  })
+})
+
+describe('the home upstream of a conversation (prefix affinity over several upstreams)', () => {
+  const settings = { failures: 1, cooldownMs: 1000 }
+  const made: Upstream[] = []
+  const upstream = (name: string, parallel: number): Upstream => {
+    const created = new Upstream({ url: `http://127.0.0.1:9/${name}`, name, kind: 'openai', parallel })
+    created.healthy = true
+    made.push(created)
+    return created
+  }
+  afterAll(async () => {
+    await Promise.all(made.map((created) => created.close()))
+  })
+
+  it('is taken while it has a free slot, even when another is less loaded', () => {
+    const [a, b] = [upstream('a', 2), upstream('b', 2)]
+    b.outstanding = 1
+    expect(pickUpstream([a, b], undefined, 0, settings, b)).toBe(b)
+    // Busy (every slot in flight): the balance decides, and the conversation moves rather than waits.
+    b.outstanding = 2
+    expect(pickUpstream([a, b], undefined, 0, settings, b)).toBe(a)
+  })
+
+  it('is passed over when it failed this request, is down, or its breaker is open', () => {
+    const [a, b] = [upstream('c', 2), upstream('d', 2)]
+    expect(pickUpstream([a, b], [b], 0, settings, b)).toBe(a)
+    b.healthy = false
+    expect(pickUpstream([a, b], undefined, 0, settings, b)).toBe(a)
+    b.healthy = true
+    b.breaker.failure(0, settings)
+    expect(pickUpstream([a, b], undefined, 1, settings, b)).toBe(a)
   })
 })
 

@@ -13,6 +13,12 @@ export const upstreamSchema = z.strictObject({
   models: z.array(z.string().min(1)).optional(),
   name: z.string().optional(),
   apiKey: z.string().optional(),
+  /**
+   * Requests the server runs at once for each of its models (Ollama's OLLAMA_NUM_PARALLEL,
+   * llama-server's --parallel): velo admits this many per model and queues the rest. When absent,
+   * llama-server's /props total_slots, else a profile's parallel, else scheduler.defaultCapacity.
+   */
+  parallel: z.number().int().min(1).optional(),
 })
 
 export const managedModelSchema = z.strictObject({

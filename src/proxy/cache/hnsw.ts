@@ -102,6 +102,9 @@ export class Hnsw {
   /** links[node][level]: neighbour node numbers. */
   private readonly links: number[][][] = []
   private readonly deleted = new Set<number>()
+  /** visitMarks[node] === visitEpoch: seen in the current layer search (a Set per search cost ~20%). */
+  private visitMarks = new Uint32Array(1024)
+  private visitEpoch = 0
   private entry = -1
   private topLevel = -1
   /** Distance evaluations of the last search (to check that it is not a scan). */
@@ -187,20 +190,20 @@ export class Hnsw {
     let entry: Candidate = { node: this.entry, distance: this.distance(q, this.entry) }
     for (let layer = this.topLevel; layer > 0; layer--) entry = this.greedy(q, entry, layer)
     const found = this.searchLayer(q, [entry], Math.max(ef, k), 0)
+    // Float32 rounding puts a vector's similarity to itself a hair above 1: clamped, or an exact
+    // repeat would fall outside the metrics histogram's le="1" bucket.
     return found
       .filter((c) => !this.deleted.has(c.node))
       .sort((a, b) => a.distance - b.distance)
       .slice(0, k)
-      .map((c) => ({ id: c.node, similarity: 1 - c.distance }))
+      .map((c) => ({ id: c.node, similarity: Math.min(1, Math.max(-1, 1 - c.distance)) }))
   }
 
   private distance(q: Float32Array, node: number): number {
     this.lastSearchDistanceCount++
     const v = this.vectors[node]
     if (!v) return 2
-    let dot = 0
-    for (let i = 0; i < q.length; i++) dot += (q[i] as number) * (v[i] as number)
-    return 1 - dot
+    return 1 - dot(q, v)
   }
 
   private greedy(q: Float32Array, start: Candidate, layer: number): Candidate {
@@ -221,12 +224,13 @@ export class Hnsw {
 
   /** Best-first search of one layer; returns up to ef candidates (tombstones included, they route). */
   private searchLayer(q: Float32Array, entries: Candidate[], ef: number, layer: number): Candidate[] {
-    const visited = new Set<number>()
+    const visited = this.newVisit()
+    const epoch = this.visitEpoch
     const candidates = new Heap<Candidate>((a, b) => a.distance < b.distance)
     const results = new Heap<Candidate>((a, b) => a.distance > b.distance)
     for (const e of entries) {
-      if (visited.has(e.node)) continue
-      visited.add(e.node)
+      if (visited[e.node] === epoch) continue
+      visited[e.node] = epoch
       candidates.push(e)
       results.push(e)
       if (results.size > ef) results.pop()
@@ -236,8 +240,8 @@ export class Hnsw {
       const worst = results.peek()
       if (!current || (worst && current.distance > worst.distance && results.size >= ef)) break
       for (const n of this.links[current.node]?.[layer] ?? []) {
-        if (visited.has(n)) continue
-        visited.add(n)
+        if (visited[n] === epoch) continue
+        visited[n] = epoch
         const d = this.distance(q, n)
         const farthest = results.peek()
         if (results.size < ef || (farthest && d < farthest.distance)) {
@@ -249,6 +253,20 @@ export class Hnsw {
       }
     }
     return results.toArray()
+  }
+
+  /** Marks for one layer search, sized to the graph; a new epoch clears them without a fill. */
+  private newVisit(): Uint32Array {
+    if (this.visitMarks.length < this.vectors.length) {
+      this.visitMarks = new Uint32Array(Math.max(this.vectors.length, this.visitMarks.length * 2))
+      this.visitEpoch = 0
+    }
+    this.visitEpoch++
+    if (this.visitEpoch === 0xffffffff) {
+      this.visitMarks.fill(0)
+      this.visitEpoch = 1
+    }
+    return this.visitMarks
   }
 
   /**
@@ -295,10 +313,23 @@ export class Hnsw {
   }
 }
 
+/** Four running sums: V8 does not vectorise, and independent sums let the CPU overlap the work (~2x). */
 function dot(a: Float32Array, b: Float32Array): number {
-  let sum = 0
-  for (let i = 0; i < a.length; i++) sum += (a[i] as number) * (b[i] as number)
-  return sum
+  const n = a.length
+  const end = n - (n % 4)
+  let s0 = 0
+  let s1 = 0
+  let s2 = 0
+  let s3 = 0
+  let i = 0
+  for (; i < end; i += 4) {
+    s0 += (a[i] as number) * (b[i] as number)
+    s1 += (a[i + 1] as number) * (b[i + 1] as number)
+    s2 += (a[i + 2] as number) * (b[i + 2] as number)
+    s3 += (a[i + 3] as number) * (b[i + 3] as number)
+  }
+  for (; i < n; i++) s0 += (a[i] as number) * (b[i] as number)
+  return s0 + s1 + s2 + s3
 }
 
 function normalize(vector: ArrayLike<number>, dim: number): Float32Array {

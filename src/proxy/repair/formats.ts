@@ -1,3 +1,4 @@
+import { parseEnforcedOutput } from './enforce.js'
 import { newCallId, type RepairOptions, repairToolCalls } from './repair.js'
 import {
   isRecord,
@@ -18,6 +19,28 @@ export interface FormatRepairOptions extends RepairOptions {
    * left out and reported in the result, for the server to retry or answer with an error).
    */
   keepInvalid?: boolean
+  /**
+   * The request went out with enforcement (enforce.ts): the answer's text is the constrained JSON,
+   * a call or `{"content": "..."}`, which becomes a plain assistant message.
+   */
+  enforced?: boolean
+}
+
+/**
+ * The calls of one message: repaired as sent, or, for an enforced answer without native calls, read
+ * from its constrained JSON. `changed` also when the text itself was unwrapped.
+ */
+function repairMessage(
+  content: string | null,
+  raw: RawToolCall[],
+  tools: readonly ToolSpec[],
+  options: FormatRepairOptions,
+): RepairResult {
+  if (options.enforced && raw.length === 0 && content) {
+    const result = parseEnforcedOutput(content, tools, options)
+    return result.content === content ? result : { ...result, changed: true }
+  }
+  return repairToolCalls({ content, toolCalls: raw }, tools, options)
 }
 
 /** OpenAI `tool_calls` entries. */
@@ -82,7 +105,7 @@ export function repairOpenAIChatResponse(
     const content = typeof message['content'] === 'string' ? message['content'] : null
     const raw = rawFromOpenAI(message['tool_calls'])
     if (raw.length === 0 && (tools.length === 0 || !content)) return choice
-    const result = repairToolCalls({ content, toolCalls: raw }, tools, options)
+    const result = repairMessage(content, raw, tools, options)
     results.push(result)
     if (!result.changed && result.ok) return choice
     anyChanged = true
@@ -120,7 +143,7 @@ export function repairOllamaChatResponse(
   const content = typeof message['content'] === 'string' ? message['content'] : null
   const raw = rawFromOllama(message['tool_calls'])
   if (raw.length === 0 && (tools.length === 0 || !content)) return { response, result: undefined }
-  const result = repairToolCalls({ content, toolCalls: raw }, tools, options)
+  const result = repairMessage(content, raw, tools, options)
   if (!result.changed && result.ok) return { response, result }
   const toolCalls: unknown[] = ollamaToolCalls(result.calls)
   if (options.keepInvalid) {

@@ -1,3 +1,4 @@
+import { parseEnforcedOutput } from './enforce.js'
 import { STREAM_MARKERS } from './extract.js'
 import { type FormatRepairOptions, ollamaToolCalls, openAIToolCalls, rawFromOllama } from './formats.js'
 import { newCallId, repairToolCalls } from './repair.js'
@@ -141,7 +142,9 @@ abstract class ToolCallStream {
   }
 
   protected newGate(): TextGate | undefined {
-    if (this.tools.length === 0 || this.options.recoverFromText === false) return undefined
+    if (this.tools.length === 0) return undefined
+    // An enforced answer is always JSON to read at the end, whatever recoverFromText says.
+    if (this.options.recoverFromText === false && !this.options.enforced) return undefined
     return new TextGate(this.tools.map((tool) => tool.name))
   }
 
@@ -155,9 +158,15 @@ abstract class ToolCallStream {
     const raw = toRaw(state.calls)
     if (raw.length === 0 && held.length === 0) return build(emptyResult(), '')
     const result =
-      raw.length > 0 || this.tools.length > 0
-        ? repairToolCalls({ content: raw.length > 0 ? null : held, toolCalls: raw }, this.tools, this.options)
-        : emptyResult()
+      this.options.enforced && raw.length === 0
+        ? parseEnforcedOutput(held, this.tools, this.options)
+        : raw.length > 0 || this.tools.length > 0
+          ? repairToolCalls(
+              { content: raw.length > 0 ? null : held, toolCalls: raw },
+              this.tools,
+              this.options,
+            )
+          : emptyResult()
     // Text held while native calls came: it was text after all.
     const text = raw.length > 0 ? held : (result.content ?? '')
     this.results.push(result)

@@ -119,35 +119,43 @@ export class ToolCallRepairer {
     return result
   }
 
-  /** Repair an OpenAI chat completion; `retry` tells the server what to do when calls stay invalid. */
+  /**
+   * Repair an OpenAI chat completion; `retry` tells the server what to do when calls stay invalid.
+   * `enforced`: the request went out with `enforcement()`'s fields, so a text answer is the
+   * constrained JSON (parseEnforced), unwrapped to a plain assistant message.
+   */
   openAI(
     response: unknown,
     body: unknown,
     model: string,
     attemptsSoFar = 0,
+    options: { enforced?: boolean } = {},
   ): { response: unknown; results: RepairResult[]; retry: RetryPlan | undefined } {
     if (!this.settings.repair) return { response, results: [], retry: undefined }
     const tools = toolsFromRequest(body)
     const repaired = repairOpenAIChatResponse(response, tools, {
       ...this.options(),
       keepInvalid: this.settings.onInvalid === 'pass',
+      enforced: options.enforced,
     })
     for (const result of repaired.results) this.record(model, result)
     const failed = repaired.results.find((result) => !result.ok)
     return { ...repaired, retry: failed ? this.retry(failed, attemptsSoFar, model) : undefined }
   }
 
-  /** Repair an Ollama /api/chat response. */
+  /** Repair an Ollama /api/chat response (`enforced` as for openAI). */
   ollama(
     response: unknown,
     body: unknown,
     model: string,
     attemptsSoFar = 0,
+    options: { enforced?: boolean } = {},
   ): { response: unknown; result: RepairResult | undefined; retry: RetryPlan | undefined } {
     if (!this.settings.repair) return { response, result: undefined, retry: undefined }
     const repaired = repairOllamaChatResponse(response, toolsFromRequest(body), {
       ...this.options(),
       keepInvalid: this.settings.onInvalid === 'pass',
+      enforced: options.enforced,
     })
     if (repaired.result) this.record(model, repaired.result)
     const retry =
@@ -159,13 +167,14 @@ export class ToolCallRepairer {
   openAIStream(
     body: unknown,
     model: string,
-    options: { deferInvalid?: boolean } = {},
+    options: { deferInvalid?: boolean; enforced?: boolean } = {},
   ): OpenAIToolCallStream | undefined {
     if (!this.settings.repair) return undefined
     return new OpenAIToolCallStream(toolsFromRequest(body), {
       ...this.options(),
       keepInvalid: this.settings.onInvalid === 'pass',
       deferInvalid: options.deferInvalid,
+      enforced: options.enforced,
       onResult: (result) => this.record(model, result),
     })
   }
@@ -174,13 +183,14 @@ export class ToolCallRepairer {
   ollamaStream(
     body: unknown,
     model: string,
-    options: { deferInvalid?: boolean } = {},
+    options: { deferInvalid?: boolean; enforced?: boolean } = {},
   ): OllamaToolCallStream | undefined {
     if (!this.settings.repair) return undefined
     return new OllamaToolCallStream(toolsFromRequest(body), {
       ...this.options(),
       keepInvalid: this.settings.onInvalid === 'pass',
       deferInvalid: options.deferInvalid,
+      enforced: options.enforced,
       onResult: (result) => this.record(model, result),
     })
   }

@@ -16,7 +16,20 @@ export function pickUpstream(
   avoid: readonly Upstream[] | undefined,
   now: number,
   settings: BreakerSettings,
+  /**
+   * Prefix affinity: the upstream that ran this request's conversation before (its prompt cache
+   * holds it). Taken while it is healthy and has a free slot; when busy, the balance decides.
+   */
+  preferred?: Upstream,
 ): Upstream | undefined {
+  if (
+    preferred?.healthy &&
+    !avoid?.includes(preferred) &&
+    preferred.outstanding < (preferred.parallel ?? preferred.slots ?? 1) &&
+    preferred.breaker.state(now, settings) === 'closed'
+  ) {
+    return preferred
+  }
   let best: Upstream | undefined
   let bestScore = Number.POSITIVE_INFINITY
   for (const upstream of upstreams) {

@@ -206,6 +206,8 @@ export async function callUpstream(
   route: string,
   payload: string | Buffer,
   mode: CallMode,
+  /** The upstream to try first while it has a free slot (prefix affinity; see pickUpstream). */
+  preferred?: Upstream,
 ): Promise<UpstreamCall> {
   const settings = resilienceSettings(state.config)
   // A managed model's lease is one process: sending to it again would meet the same process (which
@@ -224,7 +226,7 @@ export async function callUpstream(
       endpoint = managed
     } else {
       const now = Date.now()
-      upstream = pickUpstream(entry.upstreams, failedHere, now, settings.breaker)
+      upstream = pickUpstream(entry.upstreams, failedHere, now, settings.breaker, preferred)
       if (!upstream) {
         if (lastError) throw lastError
         throw circuitOpen(entry, now, settings)

@@ -23,6 +23,7 @@ export {
   type GroupStatus,
   type ModelSnapshot,
   type ModelSwitchEvent,
+  QueueRejection,
   resolvePriority,
   type SchedulerCallbacks,
   type SchedulerEvent,

@@ -1,4 +1,4 @@
-import { VeloError } from '../../core/errors.js'
+import { VeloError, type VeloErrorOptions } from '../../core/errors.js'
 import type { AdmissionLease, AdmissionRequest, CapacityOptions, Scheduler } from '../pipeline-types.js'
 import { FairQueue, type FairQueueEntry } from './fair-queue.js'
 import {
@@ -48,6 +48,22 @@ export interface SchedulerSettings {
   }
   /** Pin requests with a common prefix to one llama-server slot. */
   prefixAffinity: boolean
+}
+
+/**
+ * A request the queue gave up on after it waited (timed out, or pushed out of a full queue): the
+ * wait goes into `x-velo-queue-ms` like an admitted request's.
+ */
+export class QueueRejection extends VeloError {
+  constructor(
+    code: 'VELO_QUEUE_TIMEOUT' | 'VELO_QUEUE_FULL',
+    message: string,
+    options: VeloErrorOptions,
+    /** How long the request waited in the queue (ms). */
+    readonly queueMs: number,
+  ) {
+    super(code, message, options)
+  }
 }
 
 export const DEFAULT_SCHEDULER_SETTINGS: SchedulerSettings = {
@@ -217,15 +233,17 @@ export class VeloScheduler implements Scheduler {
       waiter.timer = setTimeout(() => {
         if (!this.dequeue(state, waiter)) return
         this.emit({ type: 'rejected', model: state.model, client: request.client, reason: 'timeout' })
+        const waited = Math.max(0, this.now() - waiter.enqueuedAt)
         reject(
-          new VeloError(
+          new QueueRejection(
             'VELO_QUEUE_TIMEOUT',
-            `the request waited ${this.now() - waiter.enqueuedAt} ms in the queue for model "${state.model}" without a free slot`,
+            `the request waited ${waited} ms in the queue for model "${state.model}" without a free slot`,
             {
               status: 429,
               retryAfterSeconds: this.retryAfter(state),
               suggestion: 'retry after the Retry-After delay, or raise scheduler.queueTimeout in velo.yaml',
             },
+            waited,
           ),
         )
         this.changed(state)
@@ -250,6 +268,14 @@ export class VeloScheduler implements Scheduler {
       else state.slots = new SlotPicker(state.capacity)
     } else if (options.slots === false) state.slots = undefined
     this.changed(state)
+  }
+
+  /**
+   * New fair-share weights (a reloaded `scheduler.weights`): requests queued from now on get their
+   * tags by them; requests already queued keep theirs.
+   */
+  setWeights(weights: Record<string, number>): void {
+    this.settings.weights = { ...weights }
   }
 
   pause(model: string): void {
@@ -442,12 +468,13 @@ export class VeloScheduler implements Scheduler {
     const waiter = victim.value
     if (!this.dequeue(state, waiter)) return false
     this.emit({ type: 'rejected', model: state.model, client: heaviest.client, reason: 'pushed-out' })
-    waiter.reject(this.queueFull(state))
+    waiter.reject(this.queueFull(state, Math.max(0, this.now() - waiter.enqueuedAt)))
     return true
   }
 
-  private queueFull(state: ModelState): VeloError {
-    return new VeloError(
+  /** `waitedMs`: how long the rejected request had been queued (0 for one turned away on arrival). */
+  private queueFull(state: ModelState, waitedMs = 0): VeloError {
+    return new QueueRejection(
       'VELO_QUEUE_FULL',
       `the queue for model "${state.model}" is full (${state.queue.size} requests waiting)`,
       {
@@ -455,6 +482,7 @@ export class VeloScheduler implements Scheduler {
         retryAfterSeconds: this.retryAfter(state),
         suggestion: 'retry after the Retry-After delay, or raise scheduler.maxQueue in velo.yaml',
       },
+      waitedMs,
     )
   }
 
