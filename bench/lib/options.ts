@@ -41,7 +41,7 @@ export const USAGE = `npm run perf -- [options]
                           --quick 1), so drifting load on the machine favours no target
   --semantic-sizes N,M    semantic index sizes (default 10000,100000)
   --semantic-budget S     seconds the semantic index may take to build before larger sizes are
-                          skipped with an estimate (default 60; --full lifts it)
+                          skipped with an estimate (default 180; --full lifts it)
   --full                  no semantic build budget
   --cpu-prof [--cpu-prof-dir DIR]
                           run velo under node --cpu-prof; profiles land in DIR (default a new
@@ -126,7 +126,7 @@ export function parseOptions(argv: string[], defaults: { tmpdir: string; now: Da
           ? positiveNumber('semantic-budget', v['semantic-budget'])
           : quick
             ? 20
-            : 60,
+            : 180,
     concurrency: v.concurrency !== undefined ? integerList('concurrency', v.concurrency) : [1, 32],
     rounds: v.rounds !== undefined ? positiveInteger('rounds', v.rounds) : quick ? 1 : 2,
     cpuProfDir,
