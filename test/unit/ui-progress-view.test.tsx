@@ -3,6 +3,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 
 vi.hoisted(() => {
   process.env['FORCE_COLOR'] = '1'
+  // Ink reads CI once, when it loads, and then draws only the last frame. The "on a terminal" cases
+  // pass their own env to the progress views; Ink must see the same (no CI) when the suite runs in CI.
+  delete process.env['CI']
+  delete process.env['CONTINUOUS_INTEGRATION']
 })
 
 import type { BenchProgress } from '../../src/core/bench/types.js'
