@@ -98,7 +98,11 @@ describe.skipIf(lacks('llama-server'))('velo bench (CLI) against llama-server', 
     expect(exitCode, stderr).toBe(0)
     const report = JSON.parse(stdout) as BenchReport
     expect(report.schema).toBe('velo.bench/1')
-    expect(report.rows.map((row) => [row.concurrency, row.requests.completed, row.repetitions])).toEqual([
+    const errors = JSON.stringify(report.rows.map((row) => row.errors))
+    expect(
+      report.rows.map((row) => [row.concurrency, row.requests.completed, row.repetitions]),
+      errors,
+    ).toEqual([
       [1, 30, 5],
       [2, 30, 5],
     ])
