@@ -1,25 +1,14 @@
-/**
- * `npm run perf:optimize`: how good is `velo optimize`'s search? On the small synthetic model it
- * runs `velo optimize --goal throughput --concurrency 4` (the core function the command calls) and
- * an exhaustive grid over the same space with the same workload, re-measures optimize's pick and
- * the grid's leaders head to head, and checks the profile's speedup over the defaults with separate `velo bench` runs. Once
- * against a managed llama-server, once against Ollama (the parameters it takes per request).
- * Progress goes to stderr, the comparison to stdout. See docs/optimize.md, "How good is the search".
- */
-import { existsSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { cpus, homedir, loadavg, tmpdir, totalmem } from 'node:os'
+import { mkdir, readFile } from 'node:fs/promises'
+import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { execa } from 'execa'
-import { request } from 'undici'
-import which from 'which'
 import type { BenchCliInput } from '../src/core/bench/cli.js'
 import { benchFromCli } from '../src/core/bench/cli.js'
 import { parseDuration } from '../src/core/config/units.js'
+import { findRigOllama, startOllamaServe } from '../src/core/engine/ollama-serve.js'
 import { engineVersion, requireEngine } from '../src/core/engine/resolve.js'
 import { errorMessage, VeloError } from '../src/core/errors.js'
-import { ensureSynthModel, SYNTH_OLLAMA_TEMPLATE } from '../src/core/models/synth.js'
+import { ensureSynthModel } from '../src/core/models/synth.js'
 import type { Workload } from '../src/core/optimize/measure.js'
 import {
   type OptimizeEvent,
@@ -40,7 +29,6 @@ import {
   trialRecordSchema,
 } from '../src/core/optimize/trial-log.js'
 import { cacheDir } from '../src/core/paths.js'
-import { freePort, spawnSupervised, waitUntil } from '../src/core/process/supervise.js'
 import { parametersToLlamaServerArgs, parametersToOllamaOptions } from '../src/core/profiles/export.js'
 import type { Parameters } from '../src/core/profiles/schema.js'
 import {
@@ -216,57 +204,18 @@ interface Ollama {
   stop(): Promise<void>
 }
 
-async function findOllama(): Promise<string> {
-  const fromEnv = process.env['OLLAMA_BIN']
-  if (fromEnv && existsSync(fromEnv)) return fromEnv
-  const rigCache = join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'velo-rig')
-  const version = process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'
-  const cached = join(rigCache, `ollama-${version}-native`, 'bin', 'ollama')
-  if (existsSync(cached)) return cached
-  const onPath = await which('ollama', { nothrow: true })
-  if (!onPath) throw new Error('no ollama: run scripts/rig.sh, or set OLLAMA_BIN')
-  return onPath
-}
-
 async function startOllama(gguf: string): Promise<Ollama> {
-  const binary = await findOllama()
-  const port = await freePort()
-  const home = await mkdtemp(join(tmpdir(), 'velo-optimize-ollama-'))
-  const env = {
-    ...process.env,
-    HOME: home,
-    OLLAMA_HOST: `127.0.0.1:${port}`,
-    OLLAMA_MODELS: join(home, 'models'),
-    OLLAMA_NOPRUNE: '1',
-    OLLAMA_KEEP_ALIVE: '10m',
-  }
-  const proc = spawnSupervised(binary, ['serve'], { env })
-  const url = `http://127.0.0.1:${port}`
-  const stop = async (): Promise<void> => {
-    await proc.stop()
-    await rm(home, { recursive: true, force: true })
-  }
+  const binary = await findRigOllama()
+  if (!binary) throw new Error('no ollama: run scripts/rig.sh, or set OLLAMA_BIN')
+  const server = await startOllamaServe({ binary, env: { OLLAMA_NOPRUNE: '1', OLLAMA_KEEP_ALIVE: '10m' } })
+  const model = 'velo-small'
   try {
-    await waitUntil(
-      async () => {
-        const response = await request(`${url}/api/version`)
-        await response.body.dump()
-        return response.statusCode === 200
-      },
-      { timeoutMs: 60_000, process: proc, what: 'ollama serve' },
-    )
-    const model = 'velo-small'
-    const modelfile = join(home, 'velo-small.Modelfile')
-    await writeFile(
-      modelfile,
-      `FROM ${gguf}\nTEMPLATE """${SYNTH_OLLAMA_TEMPLATE}"""\nPARAMETER stop "<|im_end|>"\n`,
-    )
-    await execa(binary, ['create', model, '-f', modelfile], { env, timeout: 300_000 })
-    return { url, model, stop }
+    await server.create(model, gguf, { timeoutMs: 300_000 })
   } catch (error) {
-    await stop()
+    await server.stop()
     throw error
   }
+  return { url: server.url, model, stop: () => server.stop() }
 }
 
 // ---------------------------------------------------------------------------------------------

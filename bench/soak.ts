@@ -8,17 +8,16 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { cpus, homedir, loadavg, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { execa } from 'execa'
 import { Agent, request } from 'undici'
-import which from 'which'
 import { parseDuration } from '../src/core/config/units.js'
 import { type LlamaServer, startLlamaServer } from '../src/core/engine/llama-server.js'
+import { findRigOllama, type OllamaServe, startOllamaServe } from '../src/core/engine/ollama-serve.js'
 import { requireEngine } from '../src/core/engine/resolve.js'
 import { writeFileAtomic } from '../src/core/fs-atomic.js'
-import { ensureSynthModel, SYNTH_OLLAMA_TEMPLATE } from '../src/core/models/synth.js'
+import { ensureSynthModel } from '../src/core/models/synth.js'
 import {
   freePort,
   type SupervisedProcess,
@@ -91,48 +90,21 @@ const log = (line: string): void => {
 // ---------------------------------------------------------------------------------------------
 // The engines and velo
 
-async function findOllama(): Promise<string | undefined> {
-  const fromEnv = process.env['OLLAMA_BIN']
-  if (fromEnv && existsSync(fromEnv)) return fromEnv
-  const version = process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'
-  const cache = process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache')
-  const cached = join(cache, 'velo-rig', `ollama-${version}`, 'bin', 'ollama')
-  if (existsSync(cached)) return cached
-  return (await which('ollama', { nothrow: true })) ?? undefined
-}
-
-interface Ollama {
-  url: string
-  stop(): Promise<void>
-}
-
 /** `ollama serve` with its home in `dir`, serving the tiny synthetic model as OLLAMA_MODEL. */
-async function startOllama(binary: string, gguf: string, dir: string): Promise<Ollama> {
-  const port = await freePort()
-  const env = {
-    ...process.env,
-    HOME: dir,
-    OLLAMA_HOST: `127.0.0.1:${port}`,
-    OLLAMA_MODELS: join(dir, 'models'),
-    OLLAMA_KEEP_ALIVE: '1h',
-    OLLAMA_NUM_PARALLEL: '1',
-  }
-  const proc = spawnSupervised(binary, ['serve'], { env, keepLines: 40 })
-  const url = `http://127.0.0.1:${port}`
-  await waitUntil(async () => (await get(`${url}/api/version`)).status === 200, {
-    timeoutMs: 60_000,
-    process: proc,
-    what: 'ollama serve',
+async function startOllama(binary: string, gguf: string, dir: string): Promise<OllamaServe> {
+  const ollama = await startOllamaServe({
+    binary,
+    home: dir,
+    env: { OLLAMA_KEEP_ALIVE: '1h', OLLAMA_NUM_PARALLEL: '1' },
+    keepLines: 40,
   })
-  const modelfile = join(dir, 'Modelfile')
   // Random weights rarely stop on their own: num_predict bounds each answer, as --n-predict does.
   // One thread: Ollama's CPU backend would otherwise take every core from llama-server.
-  await writeFile(
-    modelfile,
-    `FROM ${gguf}\nTEMPLATE """${SYNTH_OLLAMA_TEMPLATE}"""\nPARAMETER stop "<|im_end|>"\nPARAMETER num_ctx 2048\nPARAMETER num_predict ${MAX_TOKENS}\nPARAMETER num_thread 1\n`,
-  )
-  await execa(binary, ['create', OLLAMA_MODEL, '-f', modelfile], { env, timeout: 180_000 })
-  return { url, stop: () => proc.stop() }
+  await ollama.create(OLLAMA_MODEL, gguf, {
+    parameters: { num_ctx: 2048, num_predict: MAX_TOKENS, num_thread: 1 },
+    timeoutMs: 180_000,
+  })
+  return ollama
 }
 
 /**
@@ -573,7 +545,7 @@ async function main(): Promise<void> {
     const upstreams: Record<string, unknown>[] = [{ url: llama.url, kind: 'openai', name: 'llama' }]
     let withOllama = false
     if (options.ollama) {
-      const binary = await findOllama()
+      const binary = await findRigOllama()
       if (binary) {
         log(`ollama ${binary}`)
         const ollama = await startOllama(binary, gguf, join(dir, 'ollama'))

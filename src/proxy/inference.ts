@@ -469,13 +469,20 @@ function passUpstreamError(
 }
 
 /** The client speaks the upstream's API: pass the bytes through, changing the body only when needed. */
-/** A stream already under way broke off upstream: end it with the API's error frame; 502 in the log. */
-function endStreamWithError(
+/**
+ * A stream already under way broke off upstream: end it with the API's error frame (502 in the
+ * log), or, when the client is the one who left, say so.
+ */
+function endBrokenStream(
   state: ProxyState,
   ctx: RequestContext,
   route: InferenceRoute,
-  message: string,
+  call: UpstreamCall,
+  error: unknown,
+  where: 'mid-response' | 'mid-stream',
 ): void {
+  if (ctx.abort.signal.aborted) throw new ClientClosed()
+  const message = `upstream ${call.endpoint.label} failed ${where}: ${call.midStreamFailure(error)}`
   state.stats.error(message)
   ctx.record.status = 502
   ctx.res.end(streamErrorFrame(route, message))
@@ -547,7 +554,6 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
   const payload = changed ? JSON.stringify(changed) : job.raw
   const call = await callUpstream(state, ctx, entry, job.managed, route, payload, 'stream', job.preferred)
   const res = ctx.res
-  const label = call.endpoint.label
   const contentType = String(call.headers['content-type'] ?? 'application/json')
   const tap = new BodyTap(job.lookup.key !== undefined && !job.lookup.noStore)
   try {
@@ -578,13 +584,7 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
           }
         }
       } catch (error) {
-        if (ctx.abort.signal.aborted) throw new ClientClosed()
-        endStreamWithError(
-          state,
-          ctx,
-          route,
-          `upstream ${label} failed mid-response: ${call.midStreamFailure(error)}`,
-        )
+        endBrokenStream(state, ctx, route, call, error, 'mid-response')
         return
       }
       res.end()
@@ -711,7 +711,6 @@ async function forwardRepairedStream(
     job.preferred,
   )
   const res = ctx.res
-  const label = call.endpoint.label
   const contentType = String(call.headers['content-type'] ?? 'application/json')
   try {
     if (call.statusCode >= 400) {
@@ -780,13 +779,7 @@ async function forwardRepairedStream(
       finish()
       await flush()
     } catch (error) {
-      if (ctx.abort.signal.aborted) throw new ClientClosed()
-      endStreamWithError(
-        state,
-        ctx,
-        route,
-        `upstream ${label} failed mid-stream: ${call.midStreamFailure(error)}`,
-      )
+      endBrokenStream(state, ctx, route, call, error, 'mid-stream')
       return
     }
     res.end()

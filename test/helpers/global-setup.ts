@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs'
-import { homedir } from 'node:os'
-import { join } from 'node:path'
 import type { TestProject } from 'vitest/node'
 import which from 'which'
+import { findRigOllama, RIG_OLLAMA_VERSION } from '../../src/core/engine/ollama-serve.js'
 import { resolveEngine } from '../../src/core/engine/resolve.js'
 import { ensureSynthModel } from '../../src/core/models/synth.js'
 
@@ -27,17 +26,6 @@ declare module 'vitest' {
 /** Where Debian's `chromium` package puts the browser (scripts/rig.sh installs it). */
 export const CHROMIUM_PATH = '/usr/bin/chromium'
 
-export const OLLAMA_VERSION = process.env['VELO_OLLAMA_VERSION'] ?? 'v0.17.4'
-
-async function findOllama(): Promise<string | undefined> {
-  const fromEnv = process.env['OLLAMA_BIN']
-  if (fromEnv && existsSync(fromEnv)) return fromEnv
-  const rigCache = join(process.env['XDG_CACHE_HOME'] || join(homedir(), '.cache'), 'velo-rig')
-  const cached = join(rigCache, `ollama-${OLLAMA_VERSION}-native`, 'bin', 'ollama')
-  if (existsSync(cached)) return cached
-  return (await which('ollama', { nothrow: true })) ?? undefined
-}
-
 /** Find the rig's engines once per run; a fresh tiny synthetic model is made if none is cached. */
 export default async function setup(project: TestProject): Promise<void> {
   const missing: Record<string, string> = {}
@@ -47,8 +35,8 @@ export default async function setup(project: TestProject): Promise<void> {
   if (engine) {
     tinyModel = await ensureSynthModel('tiny')
   }
-  const ollama = await findOllama()
-  if (!ollama) missing['ollama'] = `no ollama ${OLLAMA_VERSION}: run \`scripts/rig.sh\` (needs go)`
+  const ollama = await findRigOllama()
+  if (!ollama) missing['ollama'] = `no ollama ${RIG_OLLAMA_VERSION}: run \`scripts/rig.sh\` (needs go)`
   const redisServer = (await which('redis-server', { nothrow: true })) ?? undefined
   if (!redisServer)
     missing['redis'] = 'no redis-server: apt-get install redis-server (or run scripts/rig.sh as root)'

@@ -1,11 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { execa } from 'execa'
-import { request } from 'undici'
 import { inject } from 'vitest'
 import { type LlamaServer, startLlamaServer } from '../../src/core/engine/llama-server.js'
-import { SYNTH_OLLAMA_TEMPLATE } from '../../src/core/models/synth.js'
+import { startOllamaServe } from '../../src/core/engine/ollama-serve.js'
 import { freePort, spawnSupervised, waitUntil } from '../../src/core/process/supervise.js'
 import type { RigInfo } from './global-setup.js'
 
@@ -47,41 +43,14 @@ export interface RigOllama {
 
 /** `ollama serve` on a free port with its models and home in a temporary folder. */
 export async function startRigOllama(): Promise<RigOllama> {
-  const binary = required(rig().ollama, 'ollama')
-  const port = await freePort()
-  const home = await mkdtemp(join(tmpdir(), 'velo-ollama-'))
-  const env = {
-    ...process.env,
-    HOME: home,
-    OLLAMA_HOST: `127.0.0.1:${port}`,
-    OLLAMA_MODELS: join(home, 'models'),
-    OLLAMA_NOPRUNE: '1',
-    OLLAMA_KEEP_ALIVE: '10m',
-  }
-  const proc = spawnSupervised(binary, ['serve'], { env })
-  const url = `http://127.0.0.1:${port}`
-  await waitUntil(
-    async () => {
-      const response = await request(`${url}/api/version`)
-      await response.body.dump()
-      return response.statusCode === 200
-    },
-    { timeoutMs: 60_000, process: proc, what: 'ollama serve' },
-  )
+  const server = await startOllamaServe({
+    binary: required(rig().ollama, 'ollama'),
+    env: { OLLAMA_NOPRUNE: '1', OLLAMA_KEEP_ALIVE: '10m' },
+  })
   return {
-    url,
-    async create(name, gguf) {
-      const modelfile = join(home, `${name.replace(/[^a-z0-9]/gi, '_')}.Modelfile`)
-      await writeFile(
-        modelfile,
-        `FROM ${gguf}\nTEMPLATE """${SYNTH_OLLAMA_TEMPLATE}"""\nPARAMETER stop "<|im_end|>"\nPARAMETER num_ctx 2048\n`,
-      )
-      await execa(binary, ['create', name, '-f', modelfile], { env, timeout: 120_000 })
-    },
-    async stop() {
-      await proc.stop()
-      await rm(home, { recursive: true, force: true })
-    },
+    url: server.url,
+    create: (name, gguf) => server.create(name, gguf, { parameters: { num_ctx: 2048 } }),
+    stop: () => server.stop(),
   }
 }
 
