@@ -33,10 +33,12 @@ import {
   cpuProfiles,
   type Endpoint,
   endpoint,
+  NODE_PROXY,
   PORTKEY_DIR,
   REPO,
   runBenchScript,
   type Service,
+  startNodeProxy,
   startPortkey,
   startUpstream,
   startVelo,
@@ -310,6 +312,27 @@ async function sectionNonStreaming(
     ctx.info.push(infoRow(1, 'Portkey added latency p50, c=1', p1.latency.p50 - d1.latency.p50, 'ms'))
   }
   if (p32 && p32.ok > 0) ctx.info.push(infoRow(1, 'Portkey p99 at c=32', p32.latency.p99, 'ms'))
+  const n1 = at(NODE_PROXY, 1)
+  if (d1 && n1 && n1.ok > 0) {
+    ctx.info.push(
+      infoRow(1, 'node proxy added latency p50, c=1 (the floor)', n1.latency.p50 - d1.latency.p50, 'ms'),
+    )
+  }
+  const n32 = at(NODE_PROXY, 32)
+  if (n32 && n32.ok > 0) {
+    ctx.info.push(
+      infoRow(
+        1,
+        'req/s at c=32, velo / node proxy',
+        (v32?.rps ?? 0) / n32.rps,
+        'x',
+        `node proxy ${int(n32.rps)} req/s, p99 ${ms(n32.latency.p99)} ms`,
+      ),
+    )
+  }
+  notes.push(
+    `${NODE_PROXY}: bench/node-proxy.ts, node:http in front of an undici Pool with nothing else (no routing, validation, logs or metrics): the floor a proxy written in Node starts from on this machine.`,
+  )
   ctx.sections.push({
     number: 1,
     title: 'Non-streaming chat',
@@ -855,7 +878,20 @@ async function withFastServices(ctx: Context): Promise<void> {
       }
     }
     const targets = [upstream, ...(velo ? [velo] : []), ...(portkey ? [portkey] : [])]
-    if (sections.has(1)) await section(ctx, 1, () => sectionNonStreaming(ctx, targets, velo))
+    let nodeProxy: Service | undefined
+    if (sections.has(1)) {
+      try {
+        nodeProxy = await startNodeProxy(upstream.origin)
+        services.push(nodeProxy)
+      } catch (error) {
+        ctx.notes.push(`the bench node proxy did not start: ${firstLines(error)}`)
+      }
+    }
+    if (sections.has(1)) {
+      await section(ctx, 1, () =>
+        sectionNonStreaming(ctx, [...targets, ...(nodeProxy ? [nodeProxy] : [])], velo),
+      )
+    }
     if (sections.has(2)) await section(ctx, 2, () => sectionStreaming(ctx, targets, velo))
     if (sections.has(3)) {
       await section(ctx, 3, async () => {

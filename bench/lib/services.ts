@@ -82,6 +82,28 @@ export async function startUpstream(options: { chunks: number; gapMs: number }):
   }
 }
 
+/** bench/node-proxy.ts: the floor any Node proxy starts from (section 1 only). */
+export async function startNodeProxy(upstreamOrigin: string): Promise<Service> {
+  const port = await freePort()
+  const proc = spawnBenchScript('node-proxy.ts', ['--port', String(port), '--upstream', upstreamOrigin])
+  const origin = `http://127.0.0.1:${port}`
+  await waitUntil(async () => (await get(`${origin}/health`)).status === 200, {
+    timeoutMs: 30_000,
+    process: proc,
+    what: 'bench node proxy',
+  })
+  return {
+    name: NODE_PROXY,
+    origin,
+    chatPath: '/v1/chat/completions',
+    headers: JSON_HEADERS,
+    process: proc,
+    stop: () => proc.stop(),
+  }
+}
+
+export const NODE_PROXY = 'node proxy'
+
 export const PORTKEY_DIR = join(REPO, 'node_modules', '@portkey-ai', 'gateway')
 
 /**
@@ -168,9 +190,12 @@ export async function startVelo(options: VeloOptions): Promise<Service> {
       `${options.name}.cpuprofile`,
     )
   }
+  // Its request log goes to a file: read through a pipe, it would cost the harness CPU that the
+  // targets share (velo writes a line per request; the gateway and the upstream write none).
   const proc = spawnSupervised(process.execPath, [...nodeArgs, join(REPO, 'bin', 'run.js'), ...args], {
     cwd: REPO,
     keepLines: 80,
+    outputFile: join(options.workDir, `${options.name}.log`),
   })
   const origin = `http://127.0.0.1:${port}`
   await waitUntil(

@@ -461,7 +461,7 @@ function passUpstreamError(
   call: UpstreamCall,
   contentType: string,
 ): void {
-  const text = call.text ?? ''
+  const text = call.text
   ctx.record.status = call.statusCode
   state.stats.error(`${call.endpoint.label}: ${call.statusCode} ${upstreamErrorMessage(text)}`)
   ctx.res.writeHead(call.statusCode, { 'content-type': contentType, ...veloHeaders(ctx, ctx.record.queueMs) })
@@ -488,37 +488,9 @@ function endBrokenStream(
   ctx.res.end(streamErrorFrame(route, message))
 }
 
-/**
- * A non-streamed answer, relayed whole: one write carries the headers and the body with its length
- * (not chunked, so no second write for the terminator), and an upstream that fails part way still
- * gets a proper 502 instead of a cut-off 200.
- */
-async function sendWhole(
-  state: ProxyState,
-  ctx: RequestContext,
-  call: UpstreamCall,
-  contentType: string,
-  tap: BodyTap,
-): Promise<void> {
-  let body: Buffer = EMPTY
-  try {
-    if (call.first !== undefined && call.rest) {
-      tap.push(call.first)
-      body = call.first
-      let parts: Buffer[] | undefined
-      for await (const chunk of call.rest) {
-        tap.push(chunk)
-        parts ??= [body]
-        parts.push(chunk)
-      }
-      if (parts) body = Buffer.concat(parts)
-    }
-  } catch (error) {
-    if (ctx.abort.signal.aborted) throw new ClientClosed()
-    const message = `upstream ${call.endpoint.label} failed mid-response: ${call.midStreamFailure(error)}`
-    state.stats.error(message)
-    throw new VeloError('VELO_UPSTREAM_ERROR', message, { status: 502 })
-  }
+/** A non-streamed answer, read whole upstream: one write carries the headers and the body with its length. */
+function sendWhole(ctx: RequestContext, call: UpstreamCall, contentType: string): void {
+  const body = call.bytes ?? EMPTY
   ctx.record.status = call.statusCode
   ctx.res.writeHead(call.statusCode, {
     'content-type': contentType,
@@ -526,6 +498,13 @@ async function sendWhole(
     ...veloHeaders(ctx, ctx.record.queueMs),
   })
   ctx.res.end(body)
+}
+
+/** Token counts of a body read whole: its ends are where usage is, whatever its length. */
+function usageFromBody(body: Buffer): Usage {
+  if (body.length <= HEAD_BYTES + TAIL_BYTES) return usageFromText(body.toString('utf8'))
+  const head = body.subarray(0, HEAD_BYTES).toString('utf8')
+  return usageFromText(head + body.subarray(body.length - TAIL_BYTES).toString('utf8'))
 }
 
 async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward): Promise<void> {
@@ -552,6 +531,35 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
     return
   }
   const payload = changed ? JSON.stringify(changed) : job.raw
+  if (!job.parsed.stream) {
+    // Read whole before the client gets a byte: a cut-off answer is retried or becomes a 502, never
+    // a truncated 200, and it goes out in one write with its length.
+    const call = await callUpstream(state, ctx, entry, job.managed, route, payload, 'whole', job.preferred)
+    const contentType = String(call.headers['content-type'] ?? 'application/json')
+    if (call.statusCode >= 400) {
+      passUpstreamError(state, ctx, call, contentType)
+      return
+    }
+    sendWhole(ctx, call, contentType)
+    const body = call.bytes ?? EMPTY
+    const usage = usageFromBody(body)
+    ctx.record.promptTokens = usage.prompt
+    ctx.record.completionTokens = INFERENCE_ROUTES[route].generates ? usage.completion : undefined
+    if (
+      call.statusCode === 200 &&
+      job.lookup.key !== undefined &&
+      !job.lookup.noStore &&
+      body.length <= KEEP_LIMIT
+    ) {
+      storeInCache(state, job.lookup, {
+        status: 200,
+        contentType,
+        chunks: undefined,
+        body: body.toString('utf8'),
+      })
+    }
+    return
+  }
   const call = await callUpstream(state, ctx, entry, job.managed, route, payload, 'stream', job.preferred)
   const res = ctx.res
   const contentType = String(call.headers['content-type'] ?? 'application/json')
@@ -561,34 +569,30 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
       passUpstreamError(state, ctx, call, contentType)
       return
     }
-    if (!job.parsed.stream) {
-      await sendWhole(state, ctx, call, contentType, tap)
-    } else {
-      res.writeHead(call.statusCode, {
-        'content-type': contentType,
-        'cache-control': 'no-cache',
-        'x-accel-buffering': 'no',
-        ...veloHeaders(ctx, ctx.record.queueMs),
-      })
-      ctx.record.status = call.statusCode
-      try {
-        if (call.first !== undefined && call.rest) {
-          if (INFERENCE_ROUTES[route].generates) ctx.record.ttftMs = performance.now() - ctx.started
-          tap.push(call.first)
-          const wait = writeChunk(res, call.first)
+    res.writeHead(call.statusCode, {
+      'content-type': contentType,
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      ...veloHeaders(ctx, ctx.record.queueMs),
+    })
+    ctx.record.status = call.statusCode
+    try {
+      if (call.first !== undefined && call.rest) {
+        if (INFERENCE_ROUTES[route].generates) ctx.record.ttftMs = performance.now() - ctx.started
+        tap.push(call.first)
+        const wait = writeChunk(res, call.first)
+        if (wait) await wait
+        for await (const chunk of call.rest) {
+          tap.push(chunk)
+          const wait = writeChunk(res, chunk)
           if (wait) await wait
-          for await (const chunk of call.rest) {
-            tap.push(chunk)
-            const wait = writeChunk(res, chunk)
-            if (wait) await wait
-          }
         }
-      } catch (error) {
-        endBrokenStream(state, ctx, route, call, error, 'mid-response')
-        return
       }
-      res.end()
+    } catch (error) {
+      endBrokenStream(state, ctx, route, call, error, 'mid-response')
+      return
     }
+    res.end()
   } finally {
     call.end()
   }
@@ -597,12 +601,11 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
   ctx.record.completionTokens = INFERENCE_ROUTES[route].generates ? usage.completion : undefined
   const whole = tap.whole()
   if (whole !== undefined && call.statusCode === 200) {
-    const sse = contentType.includes('text/event-stream')
     storeInCache(state, job.lookup, {
       status: 200,
       contentType,
-      chunks: job.parsed.stream ? frames(whole, sse) : undefined,
-      body: job.parsed.stream ? undefined : whole,
+      chunks: frames(whole, contentType.includes('text/event-stream')),
+      body: undefined,
     })
   }
 }
@@ -633,7 +636,7 @@ async function forwardRepaired(
       'whole',
       job.preferred,
     )
-    const text = call.text ?? ''
+    const text = call.text
     const label = call.endpoint.label
     const contentType = String(call.headers['content-type'] ?? 'application/json')
     if (call.statusCode >= 400) {
@@ -853,7 +856,7 @@ async function answerCross(
   const res = ctx.res
   const label = call.endpoint.label
   if (call.statusCode >= 400) {
-    const error = upstreamError(call.endpoint, entry, route, call.statusCode, call.text ?? '')
+    const error = upstreamError(call.endpoint, entry, route, call.statusCode, call.text)
     state.stats.error(error.message)
     throw error
   }
@@ -864,7 +867,7 @@ async function answerCross(
   if (!plan.stream) {
     let upstream: unknown
     try {
-      upstream = JSON.parse(call.text ?? '')
+      upstream = JSON.parse(call.text)
     } catch (error) {
       throw new VeloError(
         'VELO_UPSTREAM_ERROR',

@@ -302,18 +302,24 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
 
   // The labelled series of each (model, route, status), looked up once: prom-client would hash the
   // label object on every call. Bounded: model is '' or a name velo serves, route one of its routes.
-  const series = new Map<string, { record: (seconds: number) => void }>()
-  const requestSeries = (model: string, route: string, status: number) => {
+  interface RequestSeries {
+    count: { inc(): void }
+    duration: { observe(value: number): void }
+    ttft: { observe(value: number): void }
+    promptTokens: { inc(value: number): void }
+    completionTokens: { inc(value: number): void }
+  }
+  const series = new Map<string, RequestSeries>()
+  const requestSeries = (model: string, route: string, status: number): RequestSeries => {
     const key = `${model}\u0000${route}\u0000${status}`
     let found = series.get(key)
     if (!found) {
-      const count = metrics.requests.labels({ model, route, status: String(status) })
-      const duration = metrics.duration.labels({ model, route })
       found = {
-        record: (seconds) => {
-          count.inc()
-          duration.observe(seconds)
-        },
+        count: metrics.requests.labels({ model, route, status: String(status) }),
+        duration: metrics.duration.labels({ model, route }),
+        ttft: metrics.ttft.labels({ model }),
+        promptTokens: metrics.tokens.labels({ model, kind: 'prompt' }),
+        completionTokens: metrics.tokens.labels({ model, kind: 'completion' }),
       }
       series.set(key, found)
     }
@@ -325,10 +331,12 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     record.durationMs = performance.now() - ctx.started
     // Label only names velo serves: a client sending random model names must not grow the metrics.
     const model = record.model && state.catalog.resolve(record.model) ? record.model : ''
-    requestSeries(model, route, record.status).record(record.durationMs / 1000)
-    if (record.ttftMs !== undefined) metrics.ttft.observe({ model }, record.ttftMs / 1000)
-    if (record.promptTokens) metrics.tokens.inc({ model, kind: 'prompt' }, record.promptTokens)
-    if (record.completionTokens) metrics.tokens.inc({ model, kind: 'completion' }, record.completionTokens)
+    const labelled = requestSeries(model, route, record.status)
+    labelled.count.inc()
+    labelled.duration.observe(record.durationMs / 1000)
+    if (record.ttftMs !== undefined) labelled.ttft.observe(record.ttftMs / 1000)
+    if (record.promptTokens) labelled.promptTokens.inc(record.promptTokens)
+    if (record.completionTokens) labelled.completionTokens.inc(record.completionTokens)
     if (ctx.principal?.tpm !== undefined) {
       state.auth
         .charge(ctx.principal, (record.promptTokens ?? 0) + (record.completionTokens ?? 0))

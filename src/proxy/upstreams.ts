@@ -47,6 +47,8 @@ export class Upstream {
   version: string | undefined
   /** Parallel slots the server reports (llama-server); undefined when it does not say. */
   slots: number | undefined
+  /** Connections velo keeps to it at most (its pool's size). */
+  readonly connections: number
   /** Headers every request to this upstream carries (its API key), built once. */
   readonly headers: Record<string, string>
   /** Skips this upstream after consecutive failures (resilience.breaker). */
@@ -71,8 +73,9 @@ export class Upstream {
     this.headers = this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS
     this.connector = buildConnector({ timeout: this.connectTimeoutMs })
+    this.connections = options.connections ?? 256
     this.pool = new Pool(this.origin, {
-      connections: options.connections ?? 256,
+      connections: this.connections,
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 600_000,
       // Through a field, so that a reloaded resilience.timeouts.connect applies to new connections.
@@ -246,8 +249,11 @@ export interface ModelCapacity {
 
 /**
  * A model's parallel capacity: the sum over its upstreams of each one's configured `parallel`, else
- * the slots llama-server reports, else `profileParallel` (a profile for the model, for Ollama).
- * Upstreams that say nothing add nothing; undefined when none says (scheduler.defaultCapacity applies).
+ * the slots llama-server reports, else `profileParallel` (a profile for the model, for Ollama). An
+ * OpenAI-compatible server that reports no slots (vLLM, LM Studio, a hosted API) batches requests
+ * itself: queueing them in velo would only add latency, so it takes as many as velo has connections
+ * to it. Upstreams that say nothing add nothing; undefined when none says (scheduler.defaultCapacity
+ * applies: Ollama, whose parallelism is not visible from outside).
  */
 export function modelCapacity(
   upstreams: readonly Upstream[],
@@ -257,7 +263,13 @@ export function modelCapacity(
   let known = false
   for (const upstream of upstreams) {
     const own =
-      upstream.parallel ?? upstream.slots ?? (upstream.kind === 'ollama' ? profileParallel : undefined)
+      upstream.parallel ??
+      upstream.slots ??
+      (upstream.kind === 'ollama'
+        ? profileParallel
+        : upstream.kind === 'openai'
+          ? upstream.connections
+          : undefined)
     if (own === undefined) continue
     slots += own
     known = true

@@ -140,7 +140,7 @@ describe.skipIf(lacks('llama-server'))('two llama-servers serving one model', ()
 /** An OpenAI-compatible server that lists `models` and answers chats as `mode` says. */
 interface FakeUpstream {
   url: string
-  mode: 'hang' | 'headers' | 'stall' | 'busy' | 'answer'
+  mode: 'hang' | 'headers' | 'stall' | 'busy' | 'cutoff' | 'answer'
   posts: number
   close(): Promise<void>
 }
@@ -188,6 +188,13 @@ async function startFakeUpstream(models: string[]): Promise<FakeUpstream> {
       res.end(
         JSON.stringify({ error: { message: 'the fake is busy', type: 'unavailable_error', code: 503 } }),
       )
+      return
+    }
+    if (fake.mode === 'cutoff') {
+      // A plain answer that breaks off half way: its length promises more than ever comes.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '200' })
+      res.write('{"id":"chatcmpl-fake","object":"chat.completion","choices":[')
+      setTimeout(() => res.socket?.destroy(), 20)
       return
     }
     if (fake.mode === 'stall') {
@@ -358,6 +365,18 @@ describe('an upstream answering 503, or only its headers', () => {
     expect(response.status).toBe(200)
     expect(fake.posts - postsBefore).toBe(1)
     expect(await upstreamStatus(velo, fake.url)).toMatchObject({ breaker: 'closed', consecutiveFailures: 0 })
+  })
+
+  it('sends a plain answer cut off part way again, and answers 502 naming the cut, never a cut-off 200', async () => {
+    fake.mode = 'cutoff'
+    const postsBefore = fake.posts
+    const response = await post(`${velo.url}/v1/chat/completions`, chatBody('busy'))
+    expect(response.status).toBe(502)
+    expect(response.body.error?.code).toBe('VELO_UPSTREAM_ERROR')
+    expect(response.body.error?.message).toMatch(/failed mid-response \(after status 200\)/)
+    // Nothing had gone to the client: retried like an answer that never came (retries.max 2).
+    expect(fake.posts - postsBefore).toBe(3)
+    fake.mode = 'answer'
   })
 
   it('holds back the headers until the first byte: a stream that never starts is a 504, retried', async () => {

@@ -82,6 +82,17 @@ describe("a model's parallel capacity (admission limit)", () => {
     ).toEqual({ slots: 3, pinSlots: false })
   })
 
+  it('admits as many as it has connections to an OpenAI-compatible server that reports no slots', () => {
+    // vLLM, LM Studio or a hosted API batch requests themselves: a queue in velo only adds latency.
+    const generic = upstream({ kind: 'openai' })
+    expect(generic.slots).toBeUndefined()
+    expect(modelCapacity([generic])).toEqual({ slots: generic.connections, pinSlots: false })
+    expect(generic.connections).toBe(256)
+    // Its configured parallel still wins, and Ollama beside it adds nothing it does not say.
+    expect(modelCapacity([upstream({ kind: 'openai', parallel: 3 })])?.slots).toBe(3)
+    expect(modelCapacity([upstream({ kind: 'openai' }), upstream({ kind: 'ollama' })])?.slots).toBe(256)
+  })
+
   it('pins slots only on a single llama-server whose slots cover the capacity', () => {
     expect(modelCapacity([upstream({ kind: 'openai' }, 4)])).toEqual({ slots: 4, pinSlots: true })
     expect(modelCapacity([upstream({ kind: 'openai', parallel: 2 }, 4)])).toEqual({

@@ -16,7 +16,8 @@ export const upstreamSchema = z.strictObject({
   /**
    * Requests the server runs at once for each of its models (Ollama's OLLAMA_NUM_PARALLEL,
    * llama-server's --parallel): velo admits this many per model and queues the rest. When absent,
-   * llama-server's /props total_slots, else a profile's parallel, else scheduler.defaultCapacity.
+   * llama-server's /props total_slots, else a profile's parallel, else scheduler.defaultCapacity
+   * (Ollama) or velo's connections to it (other OpenAI-compatible servers).
    */
   parallel: z.number().int().min(1).optional(),
 })
@@ -129,7 +130,7 @@ export const configSchema = z.strictObject({
     .prefault({}),
   scheduler: z
     .strictObject({
-      /** Parallel requests per model until the upstream's real capacity is known. */
+      /** Parallel requests per model on an Ollama whose parallelism velo does not know. */
       defaultCapacity: z.number().int().min(1).default(4),
       /** Requests waiting per model before 429. */
       maxQueue: z.number().int().min(0).default(64),

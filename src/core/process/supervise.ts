@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { createServer, Socket } from 'node:net'
 
 export interface SupervisedProcess {
@@ -18,6 +19,11 @@ export interface SpawnOptions {
   /** Keep this many lines of output for diagnostics. */
   keepLines?: number
   onLine?: (line: string) => void
+  /**
+   * Send stdout and stderr to this file instead of reading them through pipes (onLine is not
+   * called): a chatty child then costs this process nothing; output() reads the file's end.
+   */
+  outputFile?: string
 }
 
 const live = new Set<SupervisedProcess>()
@@ -109,12 +115,14 @@ export function spawnSupervised(
   options: SpawnOptions = {},
 ): SupervisedProcess {
   installExitHook()
+  const outputFd = options.outputFile === undefined ? undefined : openSync(options.outputFile, 'a')
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: outputFd === undefined ? ['ignore', 'pipe', 'pipe'] : ['ignore', outputFd, outputFd],
   })
+  if (outputFd !== undefined) closeSync(outputFd)
   const keep = options.keepLines ?? 60
   const lines: string[] = []
   let partial = ''
@@ -144,7 +152,10 @@ export function spawnSupervised(
     child,
     pid,
     exited,
-    output: () => [...lines, partial].filter(Boolean).join('\n'),
+    output: () =>
+      options.outputFile === undefined
+        ? [...lines, partial].filter(Boolean).join('\n')
+        : [...lines, ...fileTail(options.outputFile, keep)].filter(Boolean).join('\n'),
     stop(graceMs = 5000) {
       stopping ??= (async () => {
         if (child.exitCode !== null || child.signalCode !== null || pid < 0) return
@@ -169,6 +180,27 @@ export function spawnSupervised(
     })
   }
   return proc
+}
+
+/** The last `count` lines of a file ([] when it cannot be read). */
+function fileTail(file: string, count: number): string[] {
+  try {
+    const fd = openSync(file, 'r')
+    try {
+      const size = fstatSync(fd).size
+      const length = Math.min(size, 64 * 1024)
+      const buffer = Buffer.alloc(length)
+      readSync(fd, buffer, 0, length, size - length)
+      return buffer
+        .toString('utf8')
+        .split('\n')
+        .slice(-count - 1)
+    } finally {
+      closeSync(fd)
+    }
+  } catch {
+    return []
+  }
 }
 
 /** Every process started through spawnSupervised that is still running. */

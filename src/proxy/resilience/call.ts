@@ -5,6 +5,7 @@
  * upstream of the model at once, else the same again after a backoff, a bounded number of times.
  * Once bytes have gone to the client nothing is retried: the caller ends the stream with an error.
  */
+import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Dispatcher, Pool } from 'undici'
 import { VeloError } from '../../core/errors.js'
@@ -15,6 +16,7 @@ import { describeNetworkError, type Upstream } from '../upstreams.js'
 import { backoffDelay } from './backoff.js'
 import { pickUpstream } from './balance.js'
 import { type ResilienceSettings, resilienceSettings } from './settings.js'
+import { CutOffAnswer, requestWhole } from './whole.js'
 
 /** Where a request can be sent: an upstream, or a managed model's llama-server. */
 export interface Endpoint {
@@ -27,7 +29,9 @@ export interface Endpoint {
 
 /**
  * How the caller reads the answer: `stream` peeks the first chunk before returning (so a stream
- * that never starts is retried like a refused connection) and hands the rest over chunk by chunk; `whole` reads the body whole (non-streamed answers velo rewrites).
+ * that never starts is retried like a refused connection) and hands the rest over chunk by chunk;
+ * `whole` reads the body whole before returning (non-streamed answers), so an answer cut off part
+ * way is retried like one that never came.
  */
 export type CallMode = 'stream' | 'whole'
 
@@ -54,6 +58,17 @@ function seconds(ms: number): string {
 
 /** A request failure before the client got anything, as the error the client gets. */
 function failureError(endpoint: Endpoint, error: unknown, settings: ResilienceSettings): VeloError {
+  if (error instanceof CutOffAnswer) {
+    const why =
+      (error.cause as { code?: unknown }).code === 'UND_ERR_BODY_TIMEOUT'
+        ? `sent nothing for ${seconds(settings.idleTimeoutMs)} (resilience.timeouts.idle)`
+        : describeNetworkError(error.cause)
+    return new VeloError(
+      'VELO_UPSTREAM_ERROR',
+      `upstream ${endpoint.label} failed mid-response (after status ${error.statusCode}): ${why}`,
+      { status: 502, cause: error },
+    )
+  }
   const code = (error as { code?: unknown } | undefined)?.code
   if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     return new VeloError(
@@ -117,31 +132,40 @@ function circuitOpen(entry: CatalogEntry, now: number, settings: ResilienceSetti
 /** An answer being read: the response, its first chunk, and what the breaker and balancer need at the end. */
 export class UpstreamCall {
   readonly statusCode: number
-  readonly headers: Dispatcher.ResponseData['headers']
+  readonly headers: IncomingHttpHeaders
   /** The body read whole: in `whole` mode, and for error statuses in `stream` mode. */
-  text: string | undefined
+  bytes: Buffer | undefined
   /** `stream` mode: the first chunk (undefined when the body was empty). */
   first: Buffer | undefined
   /** `stream` mode: the chunks after the first. */
   rest: AsyncIterableIterator<Buffer> | undefined
-  private readonly body: Dispatcher.ResponseData['body']
   private ended = false
+  private decoded: string | undefined
 
   constructor(
     readonly endpoint: Endpoint,
     /** The upstream (for the breaker and balancer); undefined for a managed llama-server. */
     readonly upstream: Upstream | undefined,
     private probe: boolean,
-    response: Dispatcher.ResponseData,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
     private readonly settings: ResilienceSettings,
+    /** `stream` mode: the answer's body, read by the caller. */
+    private readonly body?: Dispatcher.ResponseData['body'],
   ) {
-    this.statusCode = response.statusCode
-    this.headers = response.headers
-    this.body = response.body
+    this.statusCode = statusCode
+    this.headers = headers
+  }
+
+  /** The body read whole, as text ('' when it was not read whole). */
+  get text(): string {
+    this.decoded ??= this.bytes ? this.bytes.toString('utf8') : ''
+    return this.decoded
   }
 
   /** The body's chunks, for peeking at the first before anything goes to the client (stream mode). */
   chunks(): AsyncIterableIterator<Buffer> {
+    if (!this.body) throw new Error('UpstreamCall.chunks: the answer was read whole')
     return this.body[Symbol.asyncIterator]()
   }
 
@@ -183,7 +207,7 @@ export class UpstreamCall {
     if (this.ended) return
     this.ended = true
     // An answer left unread (the caller stopped at an error event): drop its connection.
-    if (!this.body.destroyed && !this.body.readableEnded) this.body.destroy()
+    if (this.body && !this.body.destroyed && !this.body.readableEnded) this.body.destroy()
     if (this.upstream) {
       this.upstream.outstanding--
       if (this.probe) this.upstream.breaker.abandon()
@@ -240,9 +264,9 @@ export async function callUpstream(
     let call: UpstreamCall | undefined
     let failure: VeloError
     try {
-      const response = await endpoint.pool.request({
+      const options = {
         path: endpoint.path(route),
-        method: 'POST',
+        method: 'POST' as const,
         headers: {
           'content-type': 'application/json',
           accept: 'application/json, text/event-stream, application/x-ndjson',
@@ -250,26 +274,40 @@ export async function callUpstream(
           ...endpoint.headers,
         },
         body: payload,
-        signal,
         // undici's own parser timers, reused per connection: no timer of velo's per request.
         headersTimeout: settings.firstTokenTimeoutMs,
         bodyTimeout: settings.idleTimeoutMs,
-      })
-      call = new UpstreamCall(endpoint, upstream, probe, response, settings)
-      if (mode === 'whole' || call.statusCode >= 400) {
-        call.text = await response.body.text()
+      }
+      if (mode === 'whole') {
+        const answer = await requestWhole(endpoint.pool, options, signal)
+        call = new UpstreamCall(endpoint, upstream, probe, answer.statusCode, answer.headers, settings)
+        call.bytes = answer.body
       } else {
-        // Peek before any byte goes to the client, so a stream that never starts can go elsewhere.
-        // Inline rather than in a method: the success path takes no await beyond the read itself.
-        const rest = call.chunks()
-        call.peeked(await rest.next(), rest)
+        const response = await endpoint.pool.request({ ...options, signal })
+        call = new UpstreamCall(
+          endpoint,
+          upstream,
+          probe,
+          response.statusCode,
+          response.headers,
+          settings,
+          response.body,
+        )
+        if (call.statusCode >= 400) {
+          call.bytes = Buffer.from(await response.body.arrayBuffer())
+        } else {
+          // Peek before any byte goes to the client, so a stream that never starts can go elsewhere.
+          // Inline rather than in a method: the success path takes no await beyond the read itself.
+          const rest = call.chunks()
+          call.peeked(await rest.next(), rest)
+        }
       }
       if (!retryableStatus(call.statusCode)) {
         call.succeeded()
         if (mode === 'whole') call.end()
         return call
       }
-      failure = statusError(endpoint, call.statusCode, call.text ?? '')
+      failure = statusError(endpoint, call.statusCode, call.text)
       call.failed()
     } catch (error) {
       if (signal.aborted) {
@@ -293,7 +331,10 @@ export async function callUpstream(
         continue
       }
       failure = failureError(endpoint, error, settings)
-      if (failure.code === 'VELO_UPSTREAM_UNREACHABLE') upstream?.markDown(error)
+      // The connection broke (before or during the answer): the next request goes elsewhere first.
+      if (failure.code === 'VELO_UPSTREAM_UNREACHABLE' || error instanceof CutOffAnswer) {
+        upstream?.markDown(error instanceof CutOffAnswer ? error.cause : error)
+      }
       if (call) call.failed()
       else upstream?.breaker.failure(Date.now(), settings.breaker)
     }
