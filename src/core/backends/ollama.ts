@@ -116,7 +116,13 @@ export class OllamaClient implements BackendClient {
       yield end
       return
     }
-    throw new VeloError('VELO_UPSTREAM_ERROR', `${this.baseUrl}/api/chat ended the stream before it was done`)
+    // Ollama ends a stream this way when its guard against loops stops a prediction (the same token
+    // more than 30 times in a row): greedy decoding of a small model gets there.
+    throw new VeloError(
+      'VELO_UPSTREAM_ERROR',
+      `${this.baseUrl}/api/chat ended the stream before it was done (Ollama stops a model that repeats one token over 30 times)`,
+      { suggestion: 'sample with a temperature above 0 (bench --temperature), or ask for fewer tokens' },
+    )
   }
 
   close(): Promise<void> {

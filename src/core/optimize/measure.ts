@@ -253,12 +253,25 @@ interface OllamaChunk {
   eval_duration?: number
 }
 
-/** One streamed /api/generate with the candidate's options; raw, so the prompt is sent as is. */
+/** Ollama's own sampling seed for every measured request: the same sequences for every candidate. */
+const OLLAMA_SEED = 42
+
+/**
+ * One streamed /api/generate with the candidate's options; raw, so the prompt is sent as is.
+ *
+ * Sampled (Ollama's default temperature, a fixed seed), not greedy: Ollama has no `ignore_eos`, and
+ * it stops a prediction once the model has produced the same token more than 30 times in a row,
+ * ending the stream without its `done` line. Greedy decoding on a small model falls into such a
+ * loop within a few dozen tokens; that cut a third of the requests short (and, with no `done`
+ * line, they counted as no tokens at all). Tokens are also counted as they stream, for an answer
+ * that ends without its counts.
+ */
 export function ollamaSender(baseUrl: string, model: string, options: Record<string, number>): SendRequest {
   return async (prompt, genTokens) => {
     const started = performance.now()
     let ttftMs: number | undefined
-    let tokens = 0
+    let streamed = 0
+    let tokens: number | undefined
     let genTps: number | undefined
     let partial = ''
     await postStream(
@@ -268,7 +281,7 @@ export function ollamaSender(baseUrl: string, model: string, options: Record<str
         prompt,
         raw: true,
         stream: true,
-        options: { ...options, num_predict: genTokens, temperature: 0 },
+        options: { ...options, num_predict: genTokens, seed: OLLAMA_SEED },
       },
       (text) => {
         const lines = (partial + text).split('\n')
@@ -277,16 +290,19 @@ export function ollamaSender(baseUrl: string, model: string, options: Record<str
           if (!line.trim()) continue
           const chunk = JSON.parse(line) as OllamaChunk & { error?: string }
           if (chunk.error) throw new Error(`ollama: ${chunk.error}`)
-          if (ttftMs === undefined && chunk.response) ttftMs = performance.now() - started
+          if (chunk.response) {
+            streamed++
+            if (ttftMs === undefined) ttftMs = performance.now() - started
+          }
           if (chunk.done) {
-            tokens = chunk.eval_count ?? 0
+            tokens = chunk.eval_count
             if (chunk.eval_count && chunk.eval_duration)
               genTps = chunk.eval_count / (chunk.eval_duration / 1e9)
           }
         }
       },
     )
-    return { ttftMs: ttftMs ?? performance.now() - started, tokens, genTps }
+    return { ttftMs: ttftMs ?? performance.now() - started, tokens: tokens ?? streamed, genTps }
   }
 }
 
