@@ -24,7 +24,8 @@ describe('optimize measuring through Ollama', () => {
       req.on('end', () => {
         bodies.push(JSON.parse(raw) as Record<string, unknown>)
         res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-        for (const word of ['a', ' b', ' c']) res.write(`${JSON.stringify({ response: word, done: false })}\n`)
+        for (const word of ['a', ' b', ' c'])
+          res.write(`${JSON.stringify({ response: word, done: false })}\n`)
         if (mode === 'done') {
           res.write(`${JSON.stringify({ response: '', done: true, eval_count: 3, eval_duration: 30e6 })}\n`)
         }
