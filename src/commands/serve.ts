@@ -1,11 +1,10 @@
 import { join } from 'node:path'
 import { Flags } from '@oclif/core'
-import { pino } from 'pino'
 import { VeloCommand } from '../base-command.js'
 import { loadConfig } from '../core/config/load.js'
 import { cacheDir } from '../core/paths.js'
 import { configFlag, modelsDirFlag } from '../flags.js'
-import { batchedLines, createLogger, type Logger } from '../proxy/logging.js'
+import { createLogger, type Logger } from '../proxy/logging.js'
 import { storeProfiles } from '../proxy/profiles.js'
 import { watchConfig } from '../proxy/reload.js'
 import { applyServeFlags, checkExposure, type ServeFlags, startServe } from '../proxy/serve.js'
@@ -101,7 +100,7 @@ export default class Serve extends VeloCommand {
     const logFile = join(cacheDir(), 'logs', 'serve.log')
     // The dashboard owns the terminal: logs go to a file then; with --json they go to stderr.
     const logger: Logger = dashboard
-      ? pino({ level: 'info' }, batchedLines(logFile))
+      ? createLogger({ format: 'json', destination: logFile })
       : createLogger({ format: config.server.logFormat, destination: this.jsonEnabled() ? 2 : 1 })
     const progress = createProgress()
     const server = await startServe({

@@ -20,7 +20,7 @@ import { familyOf, sendError } from './errors.js'
 import { decodePathSegment, headerValue, parseJsonBody, readBody, sendJson, sendText } from './http.js'
 import { handleInference } from './inference.js'
 import { ollamaPs, ollamaShow, ollamaTags, ollamaVersion, openaiModel, openaiModels } from './listing.js'
-import { type Logger, silentLogger } from './logging.js'
+import { type Logger, logInfo, silentLogger } from './logging.js'
 import { ManagedModels, type ManagedSpec } from './managed.js'
 import { createMetrics, registerStageMetrics, type VeloMetrics } from './metrics.js'
 import { passThroughScheduler } from './passthrough.js'
@@ -361,7 +361,7 @@ export function createVeloServer(options: VeloServerOptions): VeloServer {
     }
     if (ctx.important) {
       stats.record(record, ctx.startedEpoch, Date.now(), model)
-      logger.info(line, 'request')
+      logInfo(logger, line, 'request')
       notify()
     } else {
       logger.debug(line, 'request')
