@@ -766,7 +766,7 @@ async function sectionAffinity(ctx: Context): Promise<void> {
         ctx,
         jobFor(velo, [affinityBody('tiny'), affinityBody('small')], {
           mode: 'unary',
-          concurrency: 4,
+          concurrency: ctx.options.affinityClients,
           durationMs: ctx.options.affinitySeconds * 1000,
           warmupMs: 0,
           timeoutMs: 180_000,
@@ -805,8 +805,10 @@ async function sectionAffinity(ctx: Context): Promise<void> {
       ),
     )
   }
+  const clients = ctx.options.affinityClients
   notes.push(
-    '4 clients, each sending its next request when the last ends; requests alternate tiny, small, tiny, ...; max_tokens 8.',
+    `${clients} clients, each sending its next request when the last ends; requests alternate tiny, small, tiny, ...; max_tokens 8; each model's llama-server has 2 slots.`,
+    `With ${clients} clients alternating models, affinity serves up to ${clients} requests per model switch where arrival order pays about one switch per request, so the ratio approaches ${clients}x only as a switch (stopping one llama-server, starting the other) costs far more than a request.`,
   )
   ctx.sections.push(section())
 }

@@ -50,7 +50,10 @@ const METHOD = `## How it measures
   the request to the end of the body.
 - Section 1 sends \`temperature: 0.7\` so velo's exact cache cannot answer (the \`x-velo-cache\`
   header of every response is counted to make sure); section 3 sends \`temperature: 0\` and the same
-  body every time, so everything after the first request is a hit.
+  body every time, so everything after the first request is a hit. Section 1 also measures
+  bench/node-proxy.ts ("node proxy"): node:http in front of an undici Pool and nothing else, the
+  floor a proxy written in Node starts from on the same machine; velo's own work is what it adds
+  beyond that.
 - Section 2: time to first byte comes from streams of one chunk (\`max_tokens: 1\`, which the upstream
   honours), many per second, timed to the first body byte. Per-chunk latency comes from streams of 200
   chunks the upstream writes 1 ms apart, each carrying the monotonic clock (\`CLOCK_MONOTONIC\`, one
@@ -63,8 +66,8 @@ const METHOD = `## How it measures
   skipped with an estimate.
 - Section 4: 8 streaming clients, \`max_tokens\` 64 with \`ignore_eos\`, against llama-server
   (\`--parallel 8\`) directly and through velo; tokens come from the stream's \`usage\`.
-- Section 5: velo manages the tiny and the small synthetic model with \`maxLoaded: 1\`; 4 clients send
-  requests that alternate between the two models. Velo with model affinity is compared with velo
+- Section 5: velo manages the tiny and the small synthetic model with \`maxLoaded: 1\`; 8 clients
+  (\`--affinity-clients\`) send requests that alternate between the two models. Velo with model affinity is compared with velo
   forwarding in arrival order.
 - Sections 1, 2 and 4 measure in rounds (\`--rounds\`, 2 by default): the targets run in mirrored
   order (direct, velo, Portkey, then Portkey, velo, direct), each for its share of the time, and

@@ -13,6 +13,8 @@ export interface PerfOptions {
   engineSeconds: number
   /** Seconds each side of the model-affinity comparison measures. */
   affinitySeconds: number
+  /** Closed-loop clients in the model-affinity comparison (each alternates the two models). */
+  affinityClients: number
   /** Entry counts for the semantic lookup bench. */
   semanticSizes: number[]
   /** Seconds the semantic bench may spend building indexes; larger sizes are skipped past it. */
@@ -35,13 +37,15 @@ export const USAGE = `npm run perf -- [options]
   --duration S            seconds per load run in sections 1-3 (default 5; --quick 1.5)
   --engine-duration S     seconds per side in section 4 (default 16; --quick 8)
   --affinity-duration S   seconds per side in section 5 (default 30; --quick 20)
+  --affinity-clients N    clients in section 5, each alternating the two models (default 8,
+                          as many as section 4's)
   --concurrency 1,32      client counts for section 1
   --rounds N              split each comparison in sections 1, 2 and 4 into N rounds that run the
                           targets in mirrored order (A B C, C B A) and pool them (default 2;
                           --quick 1), so drifting load on the machine favours no target
   --semantic-sizes N,M    semantic index sizes (default 10000,100000)
   --semantic-budget S     seconds the semantic index may take to build before larger sizes are
-                          skipped with an estimate (default 180; --full lifts it)
+                          skipped with an estimate (default 300; --full lifts it)
   --full                  no semantic build budget
   --cpu-prof [--cpu-prof-dir DIR]
                           run velo under node --cpu-prof; profiles land in DIR (default a new
@@ -115,6 +119,8 @@ export function parseOptions(argv: string[], defaults: { tmpdir: string; now: Da
         : quick
           ? 20
           : 30,
+    affinityClients:
+      v['affinity-clients'] !== undefined ? positiveInteger('affinity-clients', v['affinity-clients']) : 8,
     semanticSizes:
       v['semantic-sizes'] !== undefined
         ? integerList('semantic-sizes', v['semantic-sizes'])
@@ -126,7 +132,7 @@ export function parseOptions(argv: string[], defaults: { tmpdir: string; now: Da
           ? positiveNumber('semantic-budget', v['semantic-budget'])
           : quick
             ? 20
-            : 180,
+            : 300,
     concurrency: v.concurrency !== undefined ? integerList('concurrency', v.concurrency) : [1, 32],
     rounds: v.rounds !== undefined ? positiveInteger('rounds', v.rounds) : quick ? 1 : 2,
     cpuProfDir,
@@ -147,6 +153,7 @@ function parse(argv: string[]) {
       duration: { type: 'string' },
       'engine-duration': { type: 'string' },
       'affinity-duration': { type: 'string' },
+      'affinity-clients': { type: 'string' },
       concurrency: { type: 'string' },
       rounds: { type: 'string' },
       'semantic-sizes': { type: 'string' },

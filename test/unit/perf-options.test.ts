@@ -14,7 +14,16 @@ describe('perf options', () => {
       semanticSizes: [10_000, 100_000],
       out: 'docs/performance.md',
       cpuProfDir: undefined,
+      affinityClients: 8,
+      semanticBudgetSeconds: 300,
     })
+  })
+
+  it('takes the number of section 5 clients, a positive integer', () => {
+    expect(parseOptions(['--affinity-clients', '4'], defaults).affinityClients).toBe(4)
+    expect(() => parseOptions(['--affinity-clients', '0'], defaults)).toThrow(
+      '--affinity-clients: expected a positive integer, got "0"',
+    )
   })
 
   it('shortens everything with --quick, and explicit durations win', () => {
