@@ -48,8 +48,9 @@ export const USAGE = `npm run perf -- [options]
                           skipped with an estimate (default 300; --full lifts it)
   --full                  no semantic build budget
   --cpu-prof [--cpu-prof-dir DIR]
-                          run velo under node --cpu-prof; profiles land in DIR (default a new
-                          folder under the system temp dir) and the hottest functions are printed
+                          after the measurements, run a second velo under node --cpu-prof with
+                          section 1's and 2's loads; the profile lands in DIR (default a new
+                          folder under the system temp dir) and its hottest functions are printed
   --out FILE              where the report goes (default docs/performance.md)
   --no-write              print only, do not write the report
   -h, --help`

@@ -7,7 +7,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Dispatcher, Pool } from 'undici'
+import type { Pool } from 'undici'
 import { VeloError } from '../../core/errors.js'
 import type { CatalogEntry } from '../catalog.js'
 import { ClientClosed, type ProxyState, type RequestContext } from '../context.js'
@@ -15,8 +15,8 @@ import { upstreamErrorMessage } from '../errors.js'
 import { describeNetworkError, type Upstream } from '../upstreams.js'
 import { backoffDelay } from './backoff.js'
 import { pickUpstream } from './balance.js'
+import { type ChunkQueue, CutOffAnswer, requestStream, requestWhole } from './dispatch.js'
 import { type ResilienceSettings, resilienceSettings } from './settings.js'
-import { CutOffAnswer, requestWhole } from './whole.js'
 
 /** Where a request can be sent: an upstream, or a managed model's llama-server. */
 export interface Endpoint {
@@ -151,7 +151,7 @@ export class UpstreamCall {
     headers: IncomingHttpHeaders,
     private readonly settings: ResilienceSettings,
     /** `stream` mode: the answer's body, read by the caller. */
-    private readonly body?: Dispatcher.ResponseData['body'],
+    private readonly body?: ChunkQueue,
   ) {
     this.statusCode = statusCode
     this.headers = headers
@@ -166,7 +166,7 @@ export class UpstreamCall {
   /** The body's chunks, for peeking at the first before anything goes to the client (stream mode). */
   chunks(): AsyncIterableIterator<Buffer> {
     if (!this.body) throw new Error('UpstreamCall.chunks: the answer was read whole')
-    return this.body[Symbol.asyncIterator]()
+    return this.body
   }
 
   /** What peeking found: the first chunk (none when the body was empty), and the iterator to go on with. */
@@ -207,7 +207,7 @@ export class UpstreamCall {
     if (this.ended) return
     this.ended = true
     // An answer left unread (the caller stopped at an error event): drop its connection.
-    if (this.body && !this.body.destroyed && !this.body.readableEnded) this.body.destroy()
+    if (this.body && !this.body.finished) void this.body.return()
     if (this.upstream) {
       this.upstream.outstanding--
       if (this.probe) this.upstream.breaker.abandon()
@@ -283,7 +283,7 @@ export async function callUpstream(
         call = new UpstreamCall(endpoint, upstream, probe, answer.statusCode, answer.headers, settings)
         call.bytes = answer.body
       } else {
-        const response = await endpoint.pool.request({ ...options, signal })
+        const response = await requestStream(endpoint.pool, options, signal)
         call = new UpstreamCall(
           endpoint,
           upstream,
@@ -294,7 +294,9 @@ export async function callUpstream(
           response.body,
         )
         if (call.statusCode >= 400) {
-          call.bytes = Buffer.from(await response.body.arrayBuffer())
+          const parts: Buffer[] = []
+          for await (const chunk of response.body) parts.push(chunk)
+          call.bytes = Buffer.concat(parts)
         } else {
           // Peek before any byte goes to the client, so a stream that never starts can go elsewhere.
           // Inline rather than in a method: the success path takes no await beyond the read itself.
