@@ -29,18 +29,18 @@ export interface WholeAnswer {
   body: Buffer
 }
 
-class WholeHandler implements Dispatcher.DispatchHandler {
-  private statusCode = 0
-  private headers: IncomingHttpHeaders = {}
-  private readonly chunks: Buffer[] = []
-  private size = 0
-  private controller: Dispatcher.DispatchController | undefined
+/**
+ * What both handlers share: the request is aborted when `signal` fires (the client left), and the
+ * listener goes once the answer has ended or failed.
+ */
+abstract class SignalledHandler<Answer> implements Dispatcher.DispatchHandler {
+  protected controller: Dispatcher.DispatchController | undefined
   private readonly onAbort = (): void => this.controller?.abort(this.signal.reason)
 
   constructor(
-    private readonly signal: AbortSignal,
-    private readonly resolve: (answer: WholeAnswer) => void,
-    private readonly reject: (error: unknown) => void,
+    protected readonly signal: AbortSignal,
+    protected readonly resolve: (answer: Answer) => void,
+    protected readonly reject: (error: unknown) => void,
   ) {
     signal.addEventListener('abort', this.onAbort, { once: true })
   }
@@ -56,7 +56,24 @@ class WholeHandler implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
   ): void {
     // 1xx answers (100 Continue) come before the real one.
-    if (statusCode < 200) return
+    if (statusCode >= 200) this.answered(statusCode, headers)
+  }
+
+  /** The status line and headers of the answer are in. */
+  protected abstract answered(statusCode: number, headers: IncomingHttpHeaders): void
+
+  protected detach(): void {
+    this.signal.removeEventListener('abort', this.onAbort)
+  }
+}
+
+class WholeHandler extends SignalledHandler<WholeAnswer> {
+  private statusCode = 0
+  private headers: IncomingHttpHeaders = {}
+  private readonly chunks: Buffer[] = []
+  private size = 0
+
+  protected answered(statusCode: number, headers: IncomingHttpHeaders): void {
     this.statusCode = statusCode
     this.headers = headers
   }
@@ -67,7 +84,7 @@ class WholeHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.signal.removeEventListener('abort', this.onAbort)
+    this.detach()
     const only = this.chunks.length === 1 ? this.chunks[0] : undefined
     this.resolve({
       statusCode: this.statusCode,
@@ -77,7 +94,7 @@ class WholeHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.signal.removeEventListener('abort', this.onAbort)
+    this.detach()
     this.reject(
       this.statusCode > 0 && !this.signal.aborted ? new CutOffAnswer(this.statusCode, error) : error,
     )
@@ -194,31 +211,17 @@ export interface StreamedAnswer {
   body: ChunkQueue
 }
 
-class StreamHandler implements Dispatcher.DispatchHandler {
+class StreamHandler extends SignalledHandler<StreamedAnswer> {
   readonly body = new ChunkQueue()
   private started = false
-  private readonly onAbort = (): void => this.body.controller?.abort(this.signal.reason)
 
-  constructor(
-    private readonly signal: AbortSignal,
-    private readonly resolve: (answer: StreamedAnswer) => void,
-    private readonly reject: (error: unknown) => void,
-  ) {
-    signal.addEventListener('abort', this.onAbort, { once: true })
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  override onRequestStart(controller: Dispatcher.DispatchController): void {
+    // The queue pauses and resumes the socket as its reader keeps up, and aborts when it leaves.
     this.body.controller = controller
-    if (this.signal.aborted) controller.abort(this.signal.reason)
+    super.onRequestStart(controller)
   }
 
-  onResponseStart(
-    _controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: IncomingHttpHeaders,
-  ): void {
-    // 1xx answers (100 Continue) come before the real one.
-    if (statusCode < 200) return
+  protected answered(statusCode: number, headers: IncomingHttpHeaders): void {
     this.started = true
     this.resolve({ statusCode, headers, body: this.body })
   }
@@ -228,12 +231,12 @@ class StreamHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.signal.removeEventListener('abort', this.onAbort)
+    this.detach()
     this.body.end()
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.signal.removeEventListener('abort', this.onAbort)
+    this.detach()
     if (this.started) this.body.fail(this.signal.aborted ? this.signal.reason : error)
     else this.reject(error)
   }
