@@ -136,8 +136,15 @@ class BodyTap {
   }
 }
 
+/** `"key": 123` for each usage key, compiled once: usage is read from every answer. */
+const NUMBER_PATTERNS = new Map<string, RegExp>()
+
 function lastNumber(text: string, key: string): number | undefined {
-  const pattern = new RegExp(`"${key}"\\s*:\\s*(\\d+)`, 'g')
+  let pattern = NUMBER_PATTERNS.get(key)
+  if (!pattern) {
+    pattern = new RegExp(`"${key}"\\s*:\\s*(\\d+)`, 'g')
+    NUMBER_PATTERNS.set(key, pattern)
+  }
   let value: number | undefined
   for (const match of text.matchAll(pattern)) value = Number(match[1])
   return value
@@ -489,8 +496,7 @@ function endBrokenStream(
 }
 
 /** A non-streamed answer, read whole upstream: one write carries the headers and the body with its length. */
-function sendWhole(ctx: RequestContext, call: UpstreamCall, contentType: string): void {
-  const body = call.bytes ?? EMPTY
+function sendWhole(ctx: RequestContext, call: UpstreamCall, contentType: string, body: Buffer): void {
   ctx.record.status = call.statusCode
   ctx.res.writeHead(call.statusCode, {
     'content-type': contentType,
@@ -540,8 +546,8 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
       passUpstreamError(state, ctx, call, contentType)
       return
     }
-    sendWhole(ctx, call, contentType)
     const body = call.bytes ?? EMPTY
+    sendWhole(ctx, call, contentType, body)
     const usage = usageFromBody(body)
     ctx.record.promptTokens = usage.prompt
     ctx.record.completionTokens = INFERENCE_ROUTES[route].generates ? usage.completion : undefined
