@@ -18,6 +18,9 @@ export interface SendOptions {
 
 type ResponseData = Dispatcher.ResponseData
 
+/** Resends of a request that met a connection the server had just closed. */
+const STALE_RESENDS = 2
+
 /**
  * One keep-alive pool per server, shared by every request of a bench run, with errors turned into
  * VeloErrors that name the server.
@@ -59,18 +62,33 @@ export class HttpTarget {
         headersTimeout: options.timeoutMs ?? this.timeoutMs,
         bodyTimeout: options.timeoutMs ?? this.timeoutMs,
       })
-    try {
-      return await attempt()
-    } catch (error) {
-      // A kept-alive connection the server closed just as the request went out: nothing reached
-      // the server, so sending once more on a fresh connection is safe (undici does not retry POSTs).
-      if (!isStaleConnection(error) || options.signal?.aborted) throw this.wrap(error, path)
+    // A kept-alive connection the server closed just as the request went out: nothing reached the
+    // server, so sending again on another connection is safe (undici does not retry POSTs). Twice,
+    // as a pool's idle connections tend to time out together.
+    for (let resends = 0; ; resends++) {
       try {
         return await attempt()
-      } catch (retryError) {
-        throw this.wrap(retryError, path)
+      } catch (error) {
+        if (resends >= STALE_RESENDS || !isStaleConnection(error) || options.signal?.aborted) {
+          throw this.wrap(error, path)
+        }
       }
     }
+  }
+
+  /**
+   * A failure while reading a streamed answer, naming how far it got: `received` is what the caller
+   * had counted (tokens, lines), so a report tells a cut before the first token from one mid-answer.
+   */
+  wrapMidStream(error: unknown, path: string, received: string): unknown {
+    if (error instanceof VeloError) return error
+    const wrapped = this.wrap(error, path)
+    if (!(wrapped instanceof VeloError)) return wrapped
+    return new VeloError(wrapped.code, `${wrapped.message} after ${received}`, {
+      cause: error,
+      status: wrapped.status,
+      suggestion: wrapped.suggestion,
+    })
   }
 
   /** GET or POST and parse JSON; an error status becomes a VeloError with the server's message. */

@@ -80,10 +80,12 @@ export class OllamaClient implements BackendClient {
       throw httpError(this.baseUrl, '/api/chat', response.statusCode, await response.body.text())
     }
     let end: EndEvent | undefined
+    let received = 0
     try {
       for await (const line of lines(response.body)) {
         // Read to the end after the last line, so the connection goes back to the pool.
         if (end) continue
+        received++
         const at = performance.now()
         let chunk: OllamaChatLine
         try {
@@ -110,7 +112,9 @@ export class OllamaClient implements BackendClient {
         }
       }
     } catch (error) {
-      throw isAbort(error) ? error : this.http.wrap(error, '/api/chat')
+      // The connection dropped after the done line: the answer was whole, only the connection is lost.
+      if (!end)
+        throw isAbort(error) ? error : this.http.wrapMidStream(error, '/api/chat', `${received} lines`)
     }
     if (end) {
       yield end

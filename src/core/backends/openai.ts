@@ -101,6 +101,7 @@ export class OpenAIClient implements BackendClient {
     let timings: EngineTimings | undefined
     let finishReason: string | undefined
     let end: EndEvent | undefined
+    let tokens = 0
     try {
       for await (const chunk of response.body) {
         // After [DONE], read the body to its end: leaving it early would close the connection
@@ -116,7 +117,10 @@ export class OpenAIClient implements BackendClient {
           const data = parseChunk(event.data, this.baseUrl)
           const choice = data.choices?.[0]
           const text = (choice?.delta?.reasoning_content ?? '') + (choice?.delta?.content ?? '')
-          if (text) yield { type: 'token', text, at }
+          if (text) {
+            tokens++
+            yield { type: 'token', text, at }
+          }
           if (choice?.finish_reason) finishReason = choice.finish_reason
           if (data.usage) {
             usage.promptTokens = data.usage.prompt_tokens
@@ -126,7 +130,9 @@ export class OpenAIClient implements BackendClient {
         }
       }
     } catch (error) {
-      throw isAbort(error) ? error : this.http.wrap(error, path)
+      // The connection dropped after [DONE]: the answer was whole, only the connection is lost.
+      if (!end)
+        throw isAbort(error) ? error : this.http.wrapMidStream(error, path, `${tokens} streamed chunks`)
     }
     if (end) {
       yield end
