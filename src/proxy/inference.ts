@@ -28,6 +28,7 @@ import { QueueRejection, resolvePriority } from './scheduler/scheduler.js'
 import {
   createNDJSONSplitter,
   createSSEParser,
+  mayHoldNull,
   streamErrorMessage,
   withoutNullFields,
 } from './translate/index.js'
@@ -526,8 +527,9 @@ async function forwardSame(state: ProxyState, ctx: RequestContext, job: Forward)
   }
   // The scheduler hands out slots only for a llama-server (managed, or the one upstream of the model).
   if (job.admission.slot !== undefined) changed = { ...(changed ?? body), id_slot: job.admission.slot }
-  if (entry.kind !== 'ollama') {
-    // llama-server rejects an explicit null where OpenAI clients send one to mean "not set".
+  if (entry.kind !== 'ollama' && mayHoldNull(job.raw)) {
+    // llama-server rejects an explicit null where OpenAI clients send one to mean "not set". What
+    // velo changed above (model, slot) adds none, so the client's bytes say whether there are any.
     const cleaned = withoutNullFields(changed ?? body)
     if (cleaned) changed = cleaned
   }

@@ -4,7 +4,7 @@
  * Pure functions; the server owns the sockets. See docs/serve.md, "API translation".
  */
 export { createNDJSONSplitter, createSSEParser, type IncrementalParser } from './framing.js'
-export { withoutNullFields } from './nulls.js'
+export { mayHoldNull, withoutNullFields } from './nulls.js'
 export {
   ollamaChatToOpenai,
   ollamaEmbedToOpenai,

@@ -15,6 +15,14 @@ const TOOL_CALL_FUNCTION_KEEPS = new Set(['arguments'])
 const NONE = new Set<string>()
 
 /**
+ * Whether the JSON text `raw` can hold a null: a null value is the literal `null` in the text, so a
+ * body without those four bytes anywhere (the common case) has none and needs no walk.
+ */
+export function mayHoldNull(raw: Buffer): boolean {
+  return raw.includes('null')
+}
+
+/**
  * The body without its "not set" nulls, or undefined when it has none (so the bytes the client
  * sent can go upstream unchanged, which is the common case).
  */
