@@ -1,8 +1,9 @@
 /**
- * The floor for a proxy written in Node on this machine, for `npm run perf` section 1:
- * `tsx bench/node-proxy.ts --port N --upstream URL`. node:http in front, an undici Pool behind,
- * the body read whole and sent back in one write. No routing, no validation, no logs, no metrics:
- * what velo adds beyond this is what velo's own work costs.
+ * The floor for a proxy written in Node on this machine, for `npm run perf` sections 1 and 2:
+ * `tsx bench/node-proxy.ts --port N --upstream URL`. node:http in front, an undici Pool behind; a
+ * plain answer read whole and sent back in one write, an event stream passed on chunk by chunk as
+ * it arrives. No routing, no validation, no logs, no metrics: what velo adds beyond this is what
+ * velo's own work costs.
  */
 import { createServer } from 'node:http'
 import { parseArgs } from 'node:util'
@@ -28,14 +29,27 @@ createServer((req, res) => {
         body: req.method === 'GET' ? null : Buffer.concat(chunks),
       })
       .then(async (answer) => {
+        const contentType = String(answer.headers['content-type'] ?? 'application/json')
+        if (contentType.startsWith('text/event-stream')) {
+          res.writeHead(answer.statusCode, { 'content-type': contentType, 'cache-control': 'no-cache' })
+          for await (const chunk of answer.body) {
+            if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve))
+          }
+          res.end()
+          return
+        }
         const body = Buffer.from(await answer.body.arrayBuffer())
         res.writeHead(answer.statusCode, {
-          'content-type': String(answer.headers['content-type'] ?? 'application/json'),
+          'content-type': contentType,
           'content-length': body.length,
         })
         res.end(body)
       })
       .catch((error: unknown) => {
+        if (res.headersSent) {
+          res.destroy()
+          return
+        }
         res.writeHead(502, { 'content-type': 'text/plain' })
         res.end(String(error))
       })

@@ -264,6 +264,12 @@ async function sectionNonStreaming(
   const p32 = at('Portkey', 32)
   const hasC1 = options.concurrency.includes(1)
   const hasC32 = options.concurrency.includes(32)
+  const n1 = at(NODE_PROXY, 1)
+  const n32 = at(NODE_PROXY, 32)
+  // Where velo's figure fails, what the floor itself gets on this machine says how far a Node proxy can go.
+  const floorAdded = d1 && n1 && n1.ok > 0 ? `; the floor adds ${ms(n1.latency.p50 - d1.latency.p50)} ms` : ''
+  const floorP99 =
+    n32 && n32.ok > 0 ? `; the floor: p99 ${ms(n32.latency.p99)} ms at ${int(n32.rps)} req/s` : ''
   ctx.verdicts.set(
     'added-p50-c1',
     !hasC1
@@ -273,7 +279,7 @@ async function sectionNonStreaming(
         : measured(
             v1,
             (v) => (d1 ? v.latency.p50 - d1.latency.p50 : undefined),
-            `velo p50 ${ms(v1?.latency.p50)} ms, direct ${ms(d1?.latency.p50)} ms`,
+            `velo p50 ${ms(v1?.latency.p50)} ms, direct ${ms(d1?.latency.p50)} ms${floorAdded}`,
           ),
   )
   ctx.verdicts.set(
@@ -292,7 +298,11 @@ async function sectionNonStreaming(
   )
   ctx.verdicts.set(
     'p99-c32',
-    !hasC32 ? { kind: 'not-run' } : !velo ? veloPending(ctx) : measured(v32, (v) => v.latency.p99),
+    !hasC32
+      ? { kind: 'not-run' }
+      : !velo
+        ? veloPending(ctx)
+        : measured(v32, (v) => v.latency.p99, `velo ${int(v32?.rps ?? 0)} req/s${floorP99}`),
   )
   for (const c of options.concurrency) {
     const d = at('direct', c)
@@ -312,13 +322,11 @@ async function sectionNonStreaming(
     ctx.info.push(infoRow(1, 'Portkey added latency p50, c=1', p1.latency.p50 - d1.latency.p50, 'ms'))
   }
   if (p32 && p32.ok > 0) ctx.info.push(infoRow(1, 'Portkey p99 at c=32', p32.latency.p99, 'ms'))
-  const n1 = at(NODE_PROXY, 1)
   if (d1 && n1 && n1.ok > 0) {
     ctx.info.push(
       infoRow(1, 'node proxy added latency p50, c=1 (the floor)', n1.latency.p50 - d1.latency.p50, 'ms'),
     )
   }
-  const n32 = at(NODE_PROXY, 32)
   if (n32 && n32.ok > 0) {
     ctx.info.push(
       infoRow(
@@ -415,9 +423,17 @@ async function sectionStreaming(
     return r?.ttfb && direct ? r.ttfb.p50 - direct.p50 : undefined
   }
   const v = streams.get('velo')
+  const floorChunk = chunkAdded(streams.get(NODE_PROXY))
+  const floorFirst = ttfbAdded(firstBytes.get(NODE_PROXY))
   ctx.verdicts.set(
     'chunk-added',
-    velo ? measured(v, chunkAdded, `velo one-way p99 ${ms(v?.chunkOneWay?.p99)} ms`) : veloPending(ctx),
+    velo
+      ? measured(
+          v,
+          chunkAdded,
+          `velo one-way p99 ${ms(v?.chunkOneWay?.p99)} ms${floorChunk === undefined ? '' : `; the floor adds ${floorChunk.toFixed(0)} us`}`,
+        )
+      : veloPending(ctx),
   )
   const vFirst = firstBytes.get('velo')
   ctx.verdicts.set(
@@ -426,7 +442,7 @@ async function sectionStreaming(
       ? measured(
           vFirst,
           ttfbAdded,
-          `velo p50 ${ms(vFirst?.ttfb?.p50)} ms, direct ${ms(firstBytes.get('direct')?.ttfb?.p50)} ms`,
+          `velo p50 ${ms(vFirst?.ttfb?.p50)} ms, direct ${ms(firstBytes.get('direct')?.ttfb?.p50)} ms${floorFirst === undefined ? '' : `; the floor adds ${ms(floorFirst)} ms`}`,
         )
       : veloPending(ctx),
   )
@@ -880,7 +896,7 @@ async function withFastServices(ctx: Context): Promise<void> {
     }
     const targets = [upstream, ...(velo ? [velo] : []), ...(portkey ? [portkey] : [])]
     let nodeProxy: Service | undefined
-    if (sections.has(1)) {
+    if (sections.has(1) || sections.has(2)) {
       try {
         nodeProxy = await startNodeProxy(upstream.origin)
         services.push(nodeProxy)
@@ -888,12 +904,9 @@ async function withFastServices(ctx: Context): Promise<void> {
         ctx.notes.push(`the bench node proxy did not start: ${firstLines(error)}`)
       }
     }
-    if (sections.has(1)) {
-      await section(ctx, 1, () =>
-        sectionNonStreaming(ctx, [...targets, ...(nodeProxy ? [nodeProxy] : [])], velo),
-      )
-    }
-    if (sections.has(2)) await section(ctx, 2, () => sectionStreaming(ctx, targets, velo))
+    const withFloor = [...targets, ...(nodeProxy ? [nodeProxy] : [])]
+    if (sections.has(1)) await section(ctx, 1, () => sectionNonStreaming(ctx, withFloor, velo))
+    if (sections.has(2)) await section(ctx, 2, () => sectionStreaming(ctx, withFloor, velo))
     if (sections.has(3)) {
       await section(ctx, 3, async () => {
         cacheSection = await sectionExactCache(ctx, upstream, velo)

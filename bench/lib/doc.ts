@@ -50,10 +50,11 @@ const METHOD = `## How it measures
   the request to the end of the body.
 - Section 1 sends \`temperature: 0.7\` so velo's exact cache cannot answer (the \`x-velo-cache\`
   header of every response is counted to make sure); section 3 sends \`temperature: 0\` and the same
-  body every time, so everything after the first request is a hit. Section 1 also measures
-  bench/node-proxy.ts ("node proxy"): node:http in front of an undici Pool and nothing else, the
-  floor a proxy written in Node starts from on the same machine; velo's own work is what it adds
-  beyond that.
+  body every time, so everything after the first request is a hit. Sections 1 and 2 also measure
+  bench/node-proxy.ts ("node proxy"): node:http in front of an undici Pool and nothing else (a plain
+  answer sent back in one write, a stream passed on chunk by chunk), the floor a proxy written in
+  Node starts from on the same machine; velo's own work is what it adds beyond that. Where velo
+  misses a latency target, the detail column gives the floor's figure from the same run.
 - Section 2: time to first byte comes from streams of one chunk (\`max_tokens: 1\`, which the upstream
   honours), many per second, timed to the first body byte. Per-chunk latency comes from streams of 200
   chunks the upstream writes 1 ms apart, each carrying the monotonic clock (\`CLOCK_MONOTONIC\`, one

@@ -82,7 +82,7 @@ export async function startUpstream(options: { chunks: number; gapMs: number }):
   }
 }
 
-/** bench/node-proxy.ts: the floor any Node proxy starts from (section 1 only). */
+/** bench/node-proxy.ts: the floor any Node proxy starts from (sections 1 and 2). */
 export async function startNodeProxy(upstreamOrigin: string): Promise<Service> {
   const port = await freePort()
   const proc = spawnBenchScript('node-proxy.ts', ['--port', String(port), '--upstream', upstreamOrigin])
