@@ -79,6 +79,7 @@ export class HttpTarget {
   /**
    * A failure while reading a streamed answer, naming how far it got: `received` is what the caller
    * had counted (tokens, lines), so a report tells a cut before the first token from one mid-answer.
+   * VeloErrors and aborts pass through untouched, as with wrap().
    */
   wrapMidStream(error: unknown, path: string, received: string): unknown {
     if (error instanceof VeloError) return error

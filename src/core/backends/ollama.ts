@@ -1,5 +1,5 @@
 import { VeloError } from '../errors.js'
-import { type HttpOptions, HttpTarget, httpError, isAbort, lines } from './http.js'
+import { type HttpOptions, HttpTarget, httpError, lines } from './http.js'
 import type {
   BackendClient,
   BackendKind,
@@ -113,8 +113,7 @@ export class OllamaClient implements BackendClient {
       }
     } catch (error) {
       // The connection dropped after the done line: the answer was whole, only the connection is lost.
-      if (!end)
-        throw isAbort(error) ? error : this.http.wrapMidStream(error, '/api/chat', `${received} lines`)
+      if (!end) throw this.http.wrapMidStream(error, '/api/chat', `${received} lines`)
     }
     if (end) {
       yield end

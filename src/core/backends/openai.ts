@@ -1,6 +1,6 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { VeloError } from '../errors.js'
-import { type HttpOptions, HttpTarget, httpError, isAbort } from './http.js'
+import { type HttpOptions, HttpTarget, httpError } from './http.js'
 import type {
   BackendClient,
   BackendKind,
@@ -131,8 +131,7 @@ export class OpenAIClient implements BackendClient {
       }
     } catch (error) {
       // The connection dropped after [DONE]: the answer was whole, only the connection is lost.
-      if (!end)
-        throw isAbort(error) ? error : this.http.wrapMidStream(error, path, `${tokens} streamed chunks`)
+      if (!end) throw this.http.wrapMidStream(error, path, `${tokens} streamed chunks`)
     }
     if (end) {
       yield end

@@ -101,16 +101,31 @@ class WholeHandler extends SignalledHandler<WholeAnswer> {
   }
 }
 
+type HandlerClass<Answer> = new (
+  signal: AbortSignal,
+  resolve: (answer: Answer) => void,
+  reject: (error: unknown) => void,
+) => SignalledHandler<Answer>
+
+function send<Answer>(
+  dispatcher: Dispatcher,
+  options: Dispatcher.DispatchOptions,
+  signal: AbortSignal,
+  Handler: HandlerClass<Answer>,
+): Promise<Answer> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    dispatcher.dispatch(options, new Handler(signal, resolve, reject))
+  })
+}
+
 /** Send one request and read its answer whole; rejects with undici's error, or the signal's reason. */
 export function requestWhole(
   dispatcher: Dispatcher,
   options: Dispatcher.DispatchOptions,
   signal: AbortSignal,
 ): Promise<WholeAnswer> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise((resolve, reject) => {
-    dispatcher.dispatch(options, new WholeHandler(signal, resolve, reject))
-  })
+  return send(dispatcher, options, signal, WholeHandler)
 }
 
 /** Queued bytes past which the socket is paused until the reader catches up (Readable's default). */
@@ -252,8 +267,5 @@ export function requestStream(
   options: Dispatcher.DispatchOptions,
   signal: AbortSignal,
 ): Promise<StreamedAnswer> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise((resolve, reject) => {
-    dispatcher.dispatch(options, new StreamHandler(signal, resolve, reject))
-  })
+  return send(dispatcher, options, signal, StreamHandler)
 }
